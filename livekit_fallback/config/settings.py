@@ -1,0 +1,75 @@
+"""Settings read from the environment, with the key kept out of reprs and logs."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError"]
+
+DEFAULT_DEADLINE = 1.0
+"""Seconds a whole resolution may take before fallbacks are used."""
+
+
+class SettingsError(ValueError):
+    """An environment setting is present but unusable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to reach the database and where to find snapshots.
+
+    Attributes:
+        supabase_url: Project URL, or ``None`` for snapshot mode.
+        supabase_key: Service (or anon) key; excluded from ``repr``.
+        snapshot_dir: A directory searched before the packaged snapshots.
+        deadline: Seconds a resolution may take in total.
+    """
+
+    supabase_url: str | None = None
+    supabase_key: str | None = field(default=None, repr=False)
+    snapshot_dir: Path | None = None
+    deadline: float = DEFAULT_DEADLINE
+
+    def __post_init__(self) -> None:
+        if self.supabase_url and not re.match(r"^https?://[^/\s]+", self.supabase_url):
+            raise SettingsError("SUPABASE_URL must start with http:// or https:// and name a host")
+        if bool(self.supabase_url) != bool(self.supabase_key):
+            missing = "SUPABASE_SERVICE_KEY (or SUPABASE_KEY)" if self.supabase_url else "SUPABASE_URL"
+            raise SettingsError(f"database half-configured: {missing} is not set")
+        if not (0 < self.deadline <= 60):
+            raise SettingsError(f"deadline must be between 0 and 60 seconds, got {self.deadline}")
+
+    @property
+    def database_configured(self) -> bool:
+        """True when both the URL and the key are set."""
+        return bool(self.supabase_url and self.supabase_key)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
+        ``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` and ``LIVEKIT_FALLBACK_DEADLINE``.
+
+        Keyword overrides that are not ``None`` win over the environment.
+
+        Raises:
+            SettingsError: A value is present but unusable.
+        """
+        env = os.environ if env is None else env
+        deadline_text = env.get("LIVEKIT_FALLBACK_DEADLINE", "").strip()
+        try:
+            deadline = float(deadline_text) if deadline_text else DEFAULT_DEADLINE
+        except ValueError:
+            raise SettingsError(f"LIVEKIT_FALLBACK_DEADLINE must be a number of seconds, got {deadline_text!r}") from None
+        snapshot_dir = env.get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+        values: dict[str, object] = {
+            "supabase_url": env.get("SUPABASE_URL", "").strip() or None,
+            "supabase_key": (env.get("SUPABASE_SERVICE_KEY") or env.get("SUPABASE_KEY") or "").strip() or None,
+            "snapshot_dir": Path(snapshot_dir) if snapshot_dir else None,
+            "deadline": deadline,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

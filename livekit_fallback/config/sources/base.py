@@ -1,0 +1,101 @@
+"""The seam every config source implements, and the per-component outcomes it returns."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, Union, runtime_checkable
+
+from ..model import ModelChoice, Node, Platform, Reason, Source, Theme
+
+__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception"]
+
+ComponentValue = Union[Theme, Node, ModelChoice]
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    """What the resolver asks a source for.
+
+    Attributes:
+        vertical: The business vertical.
+        platform: ``livekit`` or ``signalwire``.
+        keys: The component keys still unresolved (``theme``, ``nodes.<name>``,
+            ``models.<kind>``); a source returns an outcome for each.
+        node_names: Every node name of the vertical, to check ``valid_contexts``.
+        deadline: Event-loop time (``loop.time()``) by which the source must return.
+    """
+
+    vertical: str
+    platform: Platform
+    keys: tuple[str, ...]
+    node_names: tuple[str, ...]
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Found:
+    """A component value a source produced, already validated.
+
+    Attributes:
+        value: The theme, node or model choice.
+        taken_at: When this copy was read from the database (``None`` if unknown).
+        location: Table(s) or file it came from, for provenance and banners.
+    """
+
+    value: ComponentValue
+    taken_at: datetime | None
+    location: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a source could not produce a component.
+
+    Attributes:
+        reason: The reason class.
+        detail: The exact error, secrets redacted.
+        location: Table(s) or file that was read.
+        exc: The exception, when there was one (logged with its trace).
+    """
+
+    reason: Reason
+    detail: str
+    location: str
+    exc: BaseException | None = field(default=None, compare=False)
+
+
+Outcome = Union[Found, Failure]
+
+
+@runtime_checkable
+class ConfigSource(Protocol):
+    """A place config components can be read from (database, cache, snapshot).
+
+    A source never raises for a component it cannot supply; it returns a
+    :class:`Failure` for it and must return by ``request.deadline``.
+    """
+
+    source: Source
+
+    async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
+        """Return an outcome for every key in ``request.keys``."""
+        ...
+
+
+def format_exception(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """Render an exception as ``package.Type: message`` with secrets removed.
+
+    Client libraries often raise with an empty ``str()`` (``ReadTimeout``), so
+    the type is always included; private submodules are dropped from the name.
+    """
+    module = type(exc).__module__
+    public = ".".join(part for part in module.split(".") if not part.startswith("_")).split(".")[0]
+    name = type(exc).__qualname__ if module == "builtins" else f"{public}.{type(exc).__qualname__}"
+    message = str(exc) or repr(exc)
+    text = f"{name}: {message}"
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
