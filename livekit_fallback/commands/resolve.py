@@ -1,0 +1,50 @@
+"""``livekit-fallback resolve``: where each component of a config comes from right now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..config.resolver import Resolver
+from ..config.settings import Settings
+from ..report import provenance_json, provenance_table
+
+__all__ = ["add_resolution_options", "register"]
+
+EXIT_OK = 0
+
+
+def add_resolution_options(parser: argparse.ArgumentParser) -> None:
+    """Options every resolving command shares: vertical, snapshot directory, deadline."""
+    parser.add_argument("--vertical", required=True, help="business vertical, e.g. reverse_mortgage")
+    parser.add_argument("--snapshot-dir", type=Path, help="directory searched before the packaged snapshots")
+    parser.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Environment settings with command-line overrides applied."""
+    return Settings.from_env(snapshot_dir=getattr(args, "snapshot_dir", None), deadline=getattr(args, "deadline", None))
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``resolve`` subcommand."""
+    parser = commands.add_parser("resolve", help="resolve a config and show each component's source")
+    add_resolution_options(parser)
+    parser.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
+    parser.add_argument("--json", action="store_true", help="print the machine-readable record")
+    parser.set_defaults(handler=run)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Resolve once and print the provenance table or JSON."""
+    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+        started = time.perf_counter()
+        config = await resolver.resolve(args.vertical, args.platform)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+    if args.json:
+        print(json.dumps(provenance_json(config, elapsed_ms), indent=2))
+    else:
+        print(provenance_table(config, elapsed_ms))
+    return EXIT_OK
