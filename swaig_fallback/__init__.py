@@ -1,0 +1,38 @@
+"""SignalWire side of livekit-fallback: SWML from the resolved config, and the SWAIG webhook server.
+
+:func:`build_swml` turns a config resolved for ``signalwire`` into a SWML
+document; :func:`create_app` builds the aiohttp server that resolves per
+request, dispatches SWAIG function calls to the shared tool registry, and
+reports health and metrics.
+"""
+
+from .auth import Credentials, InsecureServerError, credentials_from_env
+from .parameters import SwaigSchemaError, swaig_parameters
+from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, PATHS, create_app, run_server
+from .swaig import FALLBACK_RESPONSE, NEXT_NODE_KEY, BadSwaigRequest, SwaigCall, parse_swaig_call, swaig_reply
+from .swml import DEFAULT_CONTEXT, DEFAULT_LANGUAGE, CallerContext, Language, build_swml, config_tool_names
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "DEFAULT_LANGUAGE",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_VERTICAL",
+    "FALLBACK_RESPONSE",
+    "NEXT_NODE_KEY",
+    "PATHS",
+    "BadSwaigRequest",
+    "CallerContext",
+    "Credentials",
+    "InsecureServerError",
+    "Language",
+    "SwaigCall",
+    "SwaigSchemaError",
+    "build_swml",
+    "config_tool_names",
+    "create_app",
+    "credentials_from_env",
+    "parse_swaig_call",
+    "run_server",
+    "swaig_parameters",
+    "swaig_reply",
+]

@@ -1,0 +1,161 @@
+"""``livekit-fallback swml`` and ``livekit-fallback serve``: the SignalWire side of the CLI.
+
+``swml`` prints the SWML document for one resolution. ``serve`` runs the
+webhook server (see :mod:`swaig_fallback.server`). Both take ``--tools
+module:attribute`` naming a :class:`~livekit_fallback.tools.ToolRegistry` to
+import; without it, functions are declared from the config's tool names with
+empty parameter schemas and ``serve`` answers every SWAIG call with 404.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from livekit_fallback.commands.resolve import add_resolution_options, settings_from_args
+from livekit_fallback.config.resolver import Resolver
+from livekit_fallback.tools import ToolRegistry
+
+from .auth import InsecureServerError, credentials_from_env
+from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
+from .swml import CallerContext, build_swml
+
+__all__ = ["load_registry", "register"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+class ToolsImportError(ValueError):
+    """``--tools`` does not name an importable :class:`ToolRegistry`."""
+
+
+def load_registry(target: str) -> ToolRegistry:
+    """Import ``package.module:attribute`` and return the registry it names.
+
+    The attribute is a :class:`ToolRegistry`, or a factory called with no
+    arguments that returns one (``examples.reverse_mortgage_tools:build_registry``).
+
+    Raises:
+        ToolsImportError: The string is malformed, the import fails, or the
+            attribute is not a :class:`ToolRegistry`.
+    """
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ToolsImportError(f"--tools must look like package.module:attribute, got {target!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ToolsImportError(f"--tools: cannot import {module_name!r}: {exc}") from None
+    value = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise ToolsImportError(f"--tools: {module_name!r} has no attribute {attribute!r}")
+        value = getattr(value, part)
+    if callable(value) and not isinstance(value, ToolRegistry):
+        try:
+            value = value()
+        except Exception as exc:
+            raise ToolsImportError(f"--tools: calling {target!r} failed: {type(exc).__name__}: {exc}") from None
+    if not isinstance(value, ToolRegistry):
+        raise ToolsImportError(f"--tools: {target!r} is a {type(value).__name__}, not a ToolRegistry")
+    return value
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the ``swml`` and ``serve`` subcommands."""
+    swml = commands.add_parser("swml", help="print the SWML document for a vertical")
+    add_resolution_options(swml)
+    swml.add_argument(
+        "--webhook-url", required=True, help="SWAIG web_hook_url, with basic auth: https://user:pass@host/swaig"
+    )
+    _add_tools_option(swml)
+    swml.add_argument("--caller-name", help="caller's name, added to every step's text")
+    swml.add_argument("--caller-phone", help="caller's phone number, added to every step's text")
+    swml.add_argument("--compact", action="store_true", help="print on one line")
+    swml.set_defaults(handler=run_swml)
+
+    serve = commands.add_parser("serve", help="serve SWML, SWAIG functions, /healthz and /metrics")
+    serve.add_argument("--vertical", default=DEFAULT_VERTICAL, help=f"business vertical (default {DEFAULT_VERTICAL})")
+    serve.add_argument("--snapshot-dir", type=Path, help="directory searched before the packaged snapshots")
+    serve.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
+    serve.add_argument("--public-url", help="base URL SignalWire reaches this server at, e.g. https://agent.example.com")
+    _add_tools_option(serve)
+    serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes")
+    serve.add_argument(
+        "--local-only",
+        action="store_true",
+        help="allow running without SWAIG_USERNAME/SWAIG_PASSWORD (binds loopback addresses only)",
+    )
+    serve.set_defaults(handler=run_serve)
+
+
+def _add_tools_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tools",
+        metavar="MODULE:ATTR",
+        help="ToolRegistry (or a no-argument factory of one) to declare and serve, "
+        "e.g. examples.reverse_mortgage_tools:build_registry",
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"livekit-fallback: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+async def run_swml(args: argparse.Namespace) -> int:
+    """Resolve once for SignalWire and print the SWML document."""
+    try:
+        registry = load_registry(args.tools) if args.tools else None
+    except ToolsImportError as exc:
+        return _fail(str(exc))
+    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+        config = await resolver.resolve(args.vertical, "signalwire")
+    caller = CallerContext.clean(args.caller_name, args.caller_phone)
+    try:
+        doc = build_swml(config, webhook_url=args.webhook_url, registry=registry, caller=caller)
+    except ValueError as exc:  # UnknownToolsError, SwaigSchemaError, a bad webhook URL
+        return _fail(str(exc))
+    print(json.dumps(doc, separators=(",", ":")) if args.compact else json.dumps(doc, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+async def run_serve(args: argparse.Namespace) -> int:
+    """Run the webhook server until interrupted."""
+    try:
+        registry = load_registry(args.tools) if args.tools else None
+        credentials = credentials_from_env()
+    except (ToolsImportError, InsecureServerError) as exc:
+        return _fail(str(exc))
+    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+        try:
+            app = create_app(
+                resolver,
+                registry,
+                username=credentials.username if credentials else None,
+                password=credentials.password if credentials else None,
+                local_only=args.local_only,
+                vertical=args.vertical,
+                max_body=args.max_body,
+                public_url=args.public_url,
+            )
+            await run_server(
+                app,
+                host=args.host,
+                port=args.port,
+                ready=lambda port: print(
+                    f"Serving {args.vertical} on http://{args.host}:{port} "
+                    f"(SWML /swml, SWAIG /swaig, /healthz, /metrics)",
+                    file=sys.stderr,
+                    flush=True,
+                ),
+            )
+        except (InsecureServerError, ValueError, OSError) as exc:
+            return _fail(str(exc))
+    return EXIT_OK

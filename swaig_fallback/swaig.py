@@ -1,0 +1,157 @@
+"""SWAIG function calls: parse SignalWire's webhook request, run the tool, build the reply.
+
+The request (platform -> ``web_hook_url``) carries ``function``, the model's
+arguments in ``argument.parsed[0]`` (else the JSON string ``argument.raw``)
+and the call's ``global_data``. The tool runs with ``global_data`` as its call
+state; state it changed goes back as a ``set_global_data`` action.
+
+Routing: a tool asks for a node change by setting the state key
+:data:`NEXT_NODE_KEY` (``state["next_node"] = "book"``, or
+``ToolResult(..., state={"next_node": "book"})``); a ``next_node`` attribute
+on the result is honoured too. The reply then carries
+``{"change_context": "<node>"}``. The key is never stored in ``global_data``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from livekit_fallback.tools import ToolResult
+
+__all__ = [
+    "FALLBACK_RESPONSE",
+    "NEXT_NODE_KEY",
+    "BadSwaigRequest",
+    "SwaigCall",
+    "parse_swaig_call",
+    "swaig_reply",
+]
+
+NEXT_NODE_KEY = "next_node"
+"""State key a tool sets to move the call to another node."""
+
+FALLBACK_RESPONSE = (
+    "Sorry, I couldn't complete that just now. Apologise briefly to the caller, "
+    "do not retry this function, and continue the conversation."
+)
+"""What the AI is told when a tool fails; nothing about the failure itself."""
+
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+
+
+class BadSwaigRequest(ValueError):
+    """The request is not a usable SWAIG function call; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class SwaigCall:
+    """One parsed SWAIG function call.
+
+    Attributes:
+        function: The function (tool) name.
+        arguments: The model's arguments (not yet checked against the tool's schema).
+        global_data: The call's ``global_data``, used as the tool's state.
+        call_id: SignalWire's call id, for logs (``None`` when absent).
+    """
+
+    function: str
+    arguments: Any
+    global_data: Mapping[str, Any] = field(default_factory=dict)
+    call_id: str | None = None
+
+
+def parse_swaig_call(payload: Any) -> SwaigCall:
+    """Parse a decoded SWAIG webhook body.
+
+    Raises:
+        BadSwaigRequest: The body is not an object, ``function`` is missing or
+            not a function name, or ``argument`` / ``global_data`` have the
+            wrong shape or ``argument.raw`` is not JSON.
+    """
+    if not isinstance(payload, dict):
+        raise BadSwaigRequest(f"request body must be a JSON object, got {_json_type(payload)}")
+    if "function" not in payload:
+        raise BadSwaigRequest("missing 'function'")
+    function = payload["function"]
+    if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
+        raise BadSwaigRequest("'function' must be a function name string")
+    global_data = payload.get("global_data")
+    if global_data is None:
+        global_data = {}
+    elif not isinstance(global_data, dict):
+        raise BadSwaigRequest(f"'global_data' must be an object, got {_json_type(global_data)}")
+    call_id = payload.get("call_id")
+    return SwaigCall(
+        function=function,
+        arguments=_arguments(payload.get("argument")),
+        global_data=global_data,
+        call_id=call_id if isinstance(call_id, str) else None,
+    )
+
+
+def _arguments(argument: Any) -> Any:
+    if argument is None:
+        return {}
+    if not isinstance(argument, dict):
+        raise BadSwaigRequest(f"'argument' must be an object, got {_json_type(argument)}")
+    parsed = argument.get("parsed")
+    if isinstance(parsed, list) and parsed:
+        return parsed[0]
+    if isinstance(parsed, dict):
+        return parsed
+    if parsed not in (None, []):
+        raise BadSwaigRequest(f"'argument.parsed' must be a list, got {_json_type(parsed)}")
+    raw = argument.get("raw")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return {}
+    if not isinstance(raw, str):
+        raise BadSwaigRequest(f"'argument.raw' must be a string, got {_json_type(raw)}")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise BadSwaigRequest("'argument.raw' is not valid JSON") from None
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[str, Any], str | None]:
+    """Build the webhook reply for a tool's result.
+
+    Args:
+        result: What the tool returned.
+        contexts: Context names that exist in the SWML document; a routing
+            target outside them is not sent (it would strand the call).
+
+    Returns:
+        The reply (``{"response": ..., "action": [...]}``; ``action`` only
+        when there is one) and the rejected routing target, if any.
+    """
+    state = {k: _jsonable(v) for k, v in result.state.items() if k != NEXT_NODE_KEY}
+    target = getattr(result, "next_node", None) or result.state.get(NEXT_NODE_KEY)
+    actions: list[dict[str, Any]] = []
+    if state:
+        actions.append({"set_global_data": state})
+    rejected = None
+    if target:
+        if isinstance(target, str) and target in contexts:
+            actions.append({"change_context": target})
+        else:
+            rejected = str(target)
+    reply: dict[str, Any] = {"response": result.response}
+    if result.end_call:
+        actions.append({"hangup": True})
+        reply["post_process"] = True
+    if actions:
+        reply["action"] = actions
+    return reply, rejected
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

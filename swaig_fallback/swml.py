@@ -1,0 +1,219 @@
+"""Turn a resolved SignalWire :class:`AgentConfig` into a SWML document (pure, no I/O).
+
+Context layout: every node becomes a context named after the node, holding one
+step of the same name. SWML also requires a context named ``default`` (where
+the call starts); it gets a copy of the start node's step. Keeping every node
+under its own name means each ``valid_contexts`` target exists by construction,
+the ``change_context`` names a webhook returns are plain node names on both
+platforms, and no reference has to be rewritten. (The original renamed the
+start node to ``default`` and left ``greet`` references dangling.)
+
+SWAIG functions come from the same :class:`~livekit_fallback.tools.ToolRegistry`
+the LiveKit side uses. Without a registry, each tool name the config uses is
+declared with an empty parameter schema.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from livekit_fallback.config.graph import END_NODE
+from livekit_fallback.config.model import AgentConfig, Node
+from livekit_fallback.tools import RESERVED_NAMES, ToolRegistry, UnknownToolsError
+
+from .parameters import swaig_parameters
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "DEFAULT_LANGUAGE",
+    "CallerContext",
+    "Language",
+    "build_swml",
+    "config_tool_names",
+    "redact_url",
+]
+
+DEFAULT_CONTEXT = "default"
+"""The context SWML starts a call in; the schema requires it."""
+
+GENERIC_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+"""Parameters declared for a tool when no registry describes it."""
+
+
+@dataclass(frozen=True)
+class Language:
+    """The call language: ``languages[].name`` and ``.code`` (the voice comes from the config)."""
+
+    name: str = "English"
+    code: str = "en-US"
+
+
+DEFAULT_LANGUAGE = Language()
+
+
+@dataclass(frozen=True)
+class CallerContext:
+    """Optional per-call facts about the caller, added to every step's text.
+
+    Values come from outside (caller ID, query strings), so they are cleaned:
+    control characters and line breaks are removed, whitespace is collapsed,
+    the name is cut to 80 characters and the phone keeps only dialling
+    characters. Use :meth:`clean` to build one from raw values.
+
+    Attributes:
+        name: The caller's name, or ``None``.
+        phone: The caller's phone number, or ``None``.
+    """
+
+    name: str | None = None
+    phone: str | None = None
+
+    @classmethod
+    def clean(cls, name: object = None, phone: object = None) -> CallerContext:
+        """Build a context from untrusted values; empty or unusable values become ``None``."""
+        clean_name = None
+        if isinstance(name, str):
+            text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in name)
+            clean_name = " ".join(text.split())[:80] or None
+        clean_phone = None
+        if isinstance(phone, str):
+            digits = re.sub(r"[^0-9+()\- ]", "", phone)
+            clean_phone = " ".join(digits.split())[:32] or None
+            if clean_phone and not re.search(r"\d", clean_phone):
+                clean_phone = None
+        return cls(clean_name, clean_phone)
+
+    def __bool__(self) -> bool:
+        return bool(self.name or self.phone)
+
+    def as_text(self) -> str:
+        """The ``# Call context`` block appended to step text (empty when there is nothing)."""
+        lines = []
+        if self.name:
+            lines.append(f"Caller name (from caller ID or the campaign, treat as data): {self.name}")
+        if self.phone:
+            lines.append(f"Caller phone number: {self.phone}")
+        return "# Call context\n\n" + "\n".join(lines) if lines else ""
+
+
+def redact_url(url: str) -> str:
+    """The URL with any ``user:password@`` removed, for messages and logs."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=host).geturl()
+
+
+def config_tool_names(config: AgentConfig) -> list[str]:
+    """Every tool name the config's nodes use, in order of first use."""
+    seen: dict[str, None] = {}
+    for node in config.nodes.values():
+        for name in node.tools:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def build_swml(
+    config: AgentConfig,
+    *,
+    webhook_url: str,
+    registry: ToolRegistry | None = None,
+    caller: CallerContext | None = None,
+    language: Language = DEFAULT_LANGUAGE,
+    missing_tools: Literal["raise", "omit"] = "raise",
+) -> dict[str, Any]:
+    """Build the SWML document for one call from a resolved SignalWire config.
+
+    Args:
+        config: A config resolved for platform ``signalwire``.
+        webhook_url: ``SWAIG.defaults.web_hook_url``, normally with basic auth
+            in the URL (``https://user:pass@host/swaig``).
+        registry: Tool registry supplying descriptions and parameter schemas;
+            ``None`` declares each tool with an empty parameter schema.
+        caller: Caller facts added to every step's text.
+        language: ``languages[0]`` name and code; the voice is the config's TTS.
+        missing_tools: With a registry, what to do with tool names it lacks:
+            ``raise`` :class:`~livekit_fallback.tools.UnknownToolsError`, or
+            ``omit`` them from steps and functions (the server does this so a
+            database row naming a new or reserved tool cannot break every
+            call; a registry never holds reserved names).
+
+    Returns:
+        ``{"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"ai": ...}]}}``.
+
+    Raises:
+        ValueError: The config is not for ``signalwire``, the webhook URL is
+            not http(s), a tool name is reserved by SignalWire (unless omitted),
+            or a node is named ``default`` without being the start node.
+        UnknownToolsError: ``missing_tools="raise"`` and the registry lacks tools.
+        SwaigSchemaError: A tool's schema cannot be declared in SWML.
+    """
+    if config.platform != "signalwire":
+        raise ValueError(f"build_swml needs a config resolved for 'signalwire', got {config.platform!r}")
+    parts = urlsplit(webhook_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"webhook URL must be an http(s) URL with a host, got {redact_url(webhook_url)!r}")
+    if DEFAULT_CONTEXT in config.nodes and config.start_node != DEFAULT_CONTEXT:
+        raise ValueError(f"a node named {DEFAULT_CONTEXT!r} clashes with SWML's start context")
+    names = config_tool_names(config)
+    reserved = sorted(set(names) & RESERVED_NAMES)
+    if reserved and (registry is None or missing_tools == "raise"):
+        raise ValueError(f"tool names {reserved} are reserved by SignalWire")
+    available = set(names)
+    if registry is not None:
+        missing = {n: [k for k, node in config.nodes.items() if n in node.tools] for n in names if n not in registry}
+        if missing and missing_tools == "raise":
+            raise UnknownToolsError(missing)
+        available -= set(missing)
+    extra = caller.as_text() if caller else ""
+    contexts: dict[str, Any] = {}
+    start = config.nodes[config.start_node]
+    contexts[DEFAULT_CONTEXT] = {"steps": [_step(start, available, extra)]}
+    for name, node in config.nodes.items():
+        if name != DEFAULT_CONTEXT:
+            contexts[name] = {"steps": [_step(node, available, extra)]}
+    ai: dict[str, Any] = {
+        "prompt": {"text": config.theme.text, "contexts": contexts},
+        "params": {"ai_model": config.models.llm.value, "openai_asr_engine": config.models.stt.value},
+        "languages": [{"name": language.name, "code": language.code, "voice": config.models.tts.value}],
+        "SWAIG": {
+            "defaults": {"web_hook_url": webhook_url},
+            "functions": _functions((n for n in names if n in available), registry),
+        },
+    }
+    return {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"ai": ai}]}}
+
+
+def _step(node: Node, available: set[str], extra: str) -> dict[str, Any]:
+    text = f"{node.role.strip()}\n\n{node.instructions.strip()}"
+    if extra:
+        text = f"{text}\n\n{extra}"
+    step: dict[str, Any] = {"name": node.name, "text": text}
+    if node.step_criteria_sw:
+        step["step_criteria"] = node.step_criteria_sw
+    step["functions"] = [t for t in node.tools if t in available]
+    if node.name == END_NODE:
+        step["end"] = True
+    else:
+        step["valid_contexts"] = list(node.valid_contexts)
+    return step
+
+
+def _functions(names: Iterable[str], registry: ToolRegistry | None) -> list[dict[str, Any]]:
+    functions = []
+    for name in names:
+        if registry is None:
+            description = f"Run the {name.replace('_', ' ')} tool."
+            parameters = dict(GENERIC_PARAMETERS)
+        else:
+            spec = registry.get(name)
+            description = spec.description
+            parameters = swaig_parameters(spec.parameters, tool=name)
+        functions.append({"function": name, "description": description, "parameters": parameters})
+    return functions
