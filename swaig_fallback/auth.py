@@ -85,7 +85,9 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials | 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def auth_middleware(credentials: Credentials | None, public_paths: Collection[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
+def auth_middleware(
+    credentials: Credentials | None, public_paths: Collection[str]
+) -> Callable[..., Awaitable[web.StreamResponse]]:
     """Middleware answering 401 unless the request carries ``credentials``.
 
     Args:
@@ -100,7 +102,9 @@ def auth_middleware(credentials: Credentials | None, public_paths: Collection[st
             return await handler(request)
         if credentials.matches(request.headers.get("Authorization")):
             return await handler(request)
-        logger.warning("Rejected %s %s from %s: missing or wrong basic auth", request.method, request.path, request.remote)
+        logger.warning(
+            "Rejected %s %s from %s: missing or wrong basic auth", request.method, request.path, request.remote
+        )
         return web.json_response(
             {"error": "authentication required"},
             status=401,

@@ -84,7 +84,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    serve.add_argument("--public-url", help="base URL SignalWire reaches this server at, e.g. https://agent.example.com")
+    serve.add_argument(
+        "--public-url", help="base URL SignalWire reaches this server at, e.g. https://agent.example.com"
+    )
     _add_tools_option(serve)
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes")
     serve.add_argument(

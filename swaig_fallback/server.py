@@ -137,7 +137,8 @@ def create_app(
         raise ValueError("public_url must be an http(s) URL")
     for spec in registry or ():
         swaig_parameters(spec.parameters, tool=spec.name)  # fail at start, not on every call
-    app = web.Application(client_max_size=max_body, middlewares=[error_middleware(max_body), auth_middleware(credentials, PUBLIC_PATHS)])
+    middlewares = [error_middleware(max_body), auth_middleware(credentials, PUBLIC_PATHS)]
+    app = web.Application(client_max_size=max_body, middlewares=middlewares)
     app[STATE] = ServerState(resolver, registry, credentials, vertical, max_body, public_url, tool_timeout, language)
     app.router.add_route("GET", PATHS["swml"], _swml)
     app.router.add_route("POST", PATHS["swml"], _swml)

@@ -170,7 +170,8 @@ async def test_global_data_is_the_tool_state(server: Server) -> None:
 async def test_missing_or_wrong_auth_is_401(server: Server, auth: tuple[str, str] | None, caplog) -> None:
     """Without the right credentials SWAIG and SWML answer 401 with a challenge, and no password is logged."""
     caplog.set_level(logging.DEBUG)
-    status, body, headers = await server.post("/swaig", documented_payload("search_knowledge", {"query": "x"}), auth=auth)
+    payload = documented_payload("search_knowledge", {"query": "x"})
+    status, body, headers = await server.post("/swaig", payload, auth=auth)
     assert (status, body) == (401, {"error": "authentication required"})
     assert headers["WWW-Authenticate"].startswith("Basic ")
     status, _, _ = await server.get("/swml", auth=auth)
@@ -210,7 +211,8 @@ async def test_malformed_requests_are_400(server: Server, body: bytes, expected:
 
 async def test_wrong_argument_types_are_400(server: Server) -> None:
     """Arguments that break the tool's schema (type, missing field, extra field) get 400 naming the field."""
-    status, reply, _ = await server.post("/swaig", documented_payload("mark_qualification_result", {"qualified": "yes"}))
+    payload = documented_payload("mark_qualification_result", {"qualified": "yes"})
+    status, reply, _ = await server.post("/swaig", payload)
     assert status == 400 and reply["error"].startswith("invalid arguments: mark_qualification_result: qualified:")
     assert "boolean" in reply["error"]
     status, reply, _ = await server.post("/swaig", documented_payload("search_knowledge", {}))
@@ -378,8 +380,9 @@ async def test_cli_serve_answers_swaig_call_and_stops_on_sigterm() -> None:
         assert match, line
         async with aiohttp.ClientSession() as session:
             srv = Server(match.group(1), session)
-            status, reply, _ = await srv.post("/swaig", documented_payload("mark_has_objection", {"topic": "scam"}))
-            denied, _, _ = await srv.post("/swaig", documented_payload("mark_has_objection", {"topic": "scam"}), auth=None)
+            payload = documented_payload("mark_has_objection", {"topic": "scam"})
+            status, reply, _ = await srv.post("/swaig", payload)
+            denied, _, _ = await srv.post("/swaig", payload, auth=None)
         assert (status, reply) == (
             200, {"response": "Concern recorded.", "action": [{"set_global_data": {"objection_topic": "scam"}}]}
         )
