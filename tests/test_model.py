@@ -34,7 +34,7 @@ def test_node_from_content_reads_livekit_and_signalwire_keys() -> None:
 @pytest.mark.parametrize(
     ("name", "content", "fragment"),
     [
-        ("greet", "{not json", "not valid JSON"),
+        ("greet", "{not json", "is a string that is not valid JSON"),
         ("greet", ["a", "list"], "expected a JSON object"),
         ("greet", _content(valid_contexts=["nowhere"]), "unknown node(s) ['nowhere']"),
         ("greet", _content(step_criteria_lk="os.system('x')"), "not allowed"),

@@ -444,7 +444,7 @@ def _as_object(value: Any, what: str) -> Mapping[str, Any]:
         try:
             value = json.loads(value)
         except ValueError:
-            raise InvalidContent(f"{what} is not valid JSON") from None
+            raise InvalidContent(f"{what} is a string that is not valid JSON, expected a JSON object") from None
     if not isinstance(value, Mapping):
         raise InvalidContent(f"{what} is a {type(value).__name__}, expected a JSON object")
     return value
