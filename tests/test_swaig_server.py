@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from livekit_fallback.config.sources.snapshot import SnapshotSource
 from livekit_fallback.config.sources.supabase import SupabaseSource
 from livekit_fallback.tools import ToolRegistry, ToolSpec
 from swaig_fallback import FALLBACK_RESPONSE, InsecureServerError, SwaigSchemaError, create_app, run_server
+from tests.support.postgrest import Hang
 from tests.swaig_helpers import NODE_NAMES, ai_verb, build_registry, swml_errors
 
 USER, PASSWORD = "signalwire", "pa:ss-w0rd/with?odd&chars"
@@ -433,3 +435,32 @@ async def test_registry_with_undeclarable_schema_fails_at_start() -> None:
     async with Resolver() as resolver:
         with pytest.raises(SwaigSchemaError, match=r"lookup\.x"):
             create_app(resolver, registry, username=USER, password=PASSWORD)
+
+
+async def test_database_sourced_swml_and_health(db_resolver) -> None:
+    """With a healthy database, /swml serves the database's config and /healthz reports ok."""
+    async with serving(db_resolver, build_registry()) as srv:
+        status, text, headers = await srv.get("/swml")
+        health_status, health, _ = await srv.get("/healthz", auth=None)
+    doc = json.loads(text)
+    assert status == 200 and swml_errors(doc) == []
+    assert headers["X-Config-Degraded"] == "0"
+    assert ai_verb(doc)["params"]["ai_model"] == "gpt-4.1-nano"
+    assert (health_status, json.loads(health)["status"], json.loads(health)["degraded"]) == (200, "ok", {})
+
+
+async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolver, caplog) -> None:
+    """A hung database during /swml gives valid snapshot SWML in time; after recovery the SWML is the database's."""
+    async with serving(db_resolver, build_registry()) as srv:
+        seeded.standin.set_fault("*", Hang())
+        started = time.monotonic()
+        status, text, headers = await srv.get("/swml")
+        elapsed = time.monotonic() - started
+        seeded.standin.clear_faults()
+        _, recovered_text, recovered_headers = await srv.get("/swml")
+    assert status == 200 and swml_errors(json.loads(text)) == []
+    assert elapsed < 2.5 and headers["X-Config-Degraded"] == "13"
+    assert ai_verb(json.loads(text))["params"]["ai_model"] == "gpt-4.1-mini"
+    assert "DATABASE CONNECTION UNREACHABLE" in caplog.text
+    assert recovered_headers["X-Config-Degraded"] == "0"
+    assert ai_verb(json.loads(recovered_text))["params"]["ai_model"] == "gpt-4.1-nano"

@@ -15,6 +15,7 @@ from livekit_fallback.config.sources.supabase import SupabaseSource
 from livekit_fallback.tools import ToolRegistry, ToolSpec, UnknownToolsError
 from swaig_fallback import CallerContext, Language, SwaigSchemaError, build_swml, swaig_parameters
 from swaig_fallback.swml import config_tool_names
+from tests.support.seed import set_active_model, set_node_content
 from tests.swaig_helpers import NODE_NAMES, ai_verb, build_registry, sub_schema_errors, swml_errors
 
 WEBHOOK = "https://swaig-user:s3cret-pass@agent.example.com/swaig"
@@ -344,3 +345,39 @@ def test_swaig_fallback_needs_no_livekit_and_leaves_logging_alone() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert out.stdout.strip() == "[] 0 0"
+
+
+async def test_database_config_validates(db_resolver) -> None:
+    """A config read wholly from the seeded database yields valid SWML carrying the database's models."""
+    config = await db_resolver.resolve("reverse_mortgage", "signalwire")
+    assert config.degraded == {}
+    doc = build_swml(config, webhook_url=WEBHOOK, registry=build_registry())
+    assert swml_errors(doc) == []
+    ai = ai_verb(doc)
+    assert ai["params"] == {"ai_model": "gpt-4.1-nano", "openai_asr_engine": "deepgram:nova-2"}
+    assert ai["languages"][0]["voice"] == "elevenlabs.josh"
+    steps = _steps(doc)
+    assert set(steps) == {"default", *NODE_NAMES}
+    for name in NODE_NAMES:
+        assert config.nodes[name].instructions.strip() in steps[name]["text"]
+        assert steps[name]["functions"] == list(config.nodes[name].tools)
+
+
+async def test_partly_fallen_back_config_validates(seeded, db_resolver, caplog) -> None:
+    """With a broken verify row and no active LLM row, only those fall back, and the SWML still validates."""
+    set_node_content(seeded.dsn, "reverse_mortgage", "verify", '"not an object"')
+    set_active_model(seeded.dsn, "signalwire_available_llm_models", None)
+    config = await db_resolver.resolve("reverse_mortgage", "signalwire")
+    assert set(config.degraded) == {"nodes.verify", "models.llm"}
+    doc = build_swml(config, webhook_url=WEBHOOK, registry=build_registry())
+    assert swml_errors(doc) == []
+    ai = ai_verb(doc)
+    assert ai["params"] == {"ai_model": "gpt-4.1-mini", "openai_asr_engine": "deepgram:nova-2"}
+    steps = _steps(doc)
+    db_marker = "(database copy)"  # the seeded database marks every prompt; the snapshot does not
+    assert db_marker not in steps["verify"]["text"]
+    assert all(db_marker in steps[name]["text"] for name in NODE_NAMES if name != "verify")
+    assert db_marker in steps["default"]["text"]
+    assert {t for step in steps.values() for t in step.get("valid_contexts", [])} <= set(steps)
+    assert "DATABASE FAILURE: NODE CONFIG 'verify'" in caplog.text
+    assert "DATABASE FAILURE: LLM MODEL" in caplog.text
