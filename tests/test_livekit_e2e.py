@@ -1,0 +1,114 @@
+"""End to end on the wire: database -> resolver -> real openai.LLM plugin -> local OpenAI-compatible server.
+
+The database is the session PostgreSQL behind the PostgREST stand-in, seeded
+from the snapshot but with a different LiveKit LLM, so which model a request
+names shows where the config came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from typing import Any
+
+import pytest
+from livekit.agents import AgentSession, llm
+from livekit.plugins import openai
+
+from livekit_fallback import Resolver, Source, SupabaseSource
+from livekit_fallback.agents import build_node_agents
+from livekit_fallback.config.sources.snapshot import default_snapshot_dir
+from livekit_fallback.providers import build_llm
+from tests.helpers_livekit import VERTICAL, database_down_config, example_registry
+from tests.openai_server import OpenAICompatibleServer, ToolCall
+from tests.support.clients import TEST_KEY
+from tests.support.seed import seed_vertical
+
+pytest_plugins = ["tests.support.fixtures"]
+
+DATABASE_LLM = "openai/gpt-4.1"
+SNAPSHOT_LLM = "openai/gpt-5"
+
+
+def scripted(body: dict[str, Any]) -> Any:
+    """Greets, hands off to verify on the caller's first reply, then opens verify."""
+    messages = body["messages"]
+    system = messages[0]["content"] if messages else ""
+    if "# Current step: verify" in system:
+        return "To protect your privacy, may I have your full name?"
+    if messages[-1]["role"] == "user":
+        return ToolCall("move_to_verify")
+    return "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
+
+
+@pytest.fixture
+async def server():
+    """The local OpenAI-compatible server, stopped after the test."""
+    async with OpenAICompatibleServer(scripted) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def db_config(standin, clean_dsn):
+    """The LiveKit config resolved from the database, seeded with DATABASE_LLM as the active LLM."""
+    with open(default_snapshot_dir() / f"{VERTICAL}.toml", "rb") as fh:
+        snapshot = tomllib.load(fh)
+    snapshot["models"]["livekit"]["llm"] = DATABASE_LLM
+    seed_vertical(clean_dsn, snapshot)
+    async with Resolver(database=SupabaseSource(standin.url, TEST_KEY, timeout=2.0), deadline=3.0) as resolver:
+        return await resolver.resolve(VERTICAL, "livekit")
+
+
+async def converse(model: llm.LLM, config: Any) -> None:
+    """Start at greet, say one line (which hands off to verify), then close the session and the model."""
+    agents = build_node_agents(config, tools=example_registry())
+    try:
+        async with AgentSession(llm=model, userdata={}) as session:
+            await session.start(agents.start)
+            await session.run(user_input="Yes, speaking.")
+            assert session.current_agent.id == "verify"
+    finally:
+        for instance in getattr(model, "_llm_instances", [model]):  # an adapter does not close its children
+            await instance.aclose()
+
+
+def env_for(server: OpenAICompatibleServer) -> dict[str, str]:
+    """Provider environment pointing the OpenAI plugin at the local server."""
+    return {"OPENAI_API_KEY": "sk-local-test", "OPENAI_BASE_URL": server.base_url}
+
+
+async def test_requests_carry_the_database_model(server, db_config) -> None:
+    """With the database up, every chat request names the database's model, tools and handoff included."""
+    assert db_config.provenance["models.llm"].source is Source.DATABASE
+    model = build_llm(db_config, env=env_for(server), runtime_fallback=False)
+    assert isinstance(model, openai.LLM)
+    await converse(model, db_config)
+    assert server.models_requested == ["gpt-4.1"] * 3
+    greet_request, handoff_request, verify_request = server.requests
+    assert greet_request["stream"] is True
+    offered = {t["function"]["name"] for t in handoff_request["tools"]}
+    assert {"move_to_verify", "move_to_answer", "mark_wrong_person"} <= offered and "move_to_book" not in offered
+    assert "# Current step: verify" in verify_request["messages"][0]["content"]
+    assert {"role": "user", "content": "Yes, speaking."} in verify_request["messages"]
+
+
+async def test_database_down_requests_carry_the_snapshot_model(server) -> None:
+    """With the database refusing connections, the same flow names the snapshot's model."""
+    config = await database_down_config()
+    assert config.provenance["models.llm"].source is Source.SNAPSHOT
+    model = build_llm(config, env=env_for(server))
+    assert isinstance(model, openai.LLM)  # same as the snapshot: no runtime backup needed
+    await converse(model, config)
+    assert server.models_requested == ["gpt-5"] * 3
+
+
+async def test_provider_outage_mid_call_moves_to_the_snapshot_model(server, db_config, caplog) -> None:
+    """The database model failing with HTTP 500 is replaced mid-call by the snapshot's, loudly."""
+    server.fail_models.add("gpt-4.1")
+    model = build_llm(db_config, env=env_for(server))
+    assert isinstance(model, llm.FallbackAdapter)
+    with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
+        await converse(model, db_config)
+    assert server.models_requested[0] == "gpt-4.1"
+    assert "gpt-5" in server.models_requested
+    assert [r for r in caplog.records if "'openai/gpt-4.1' failed mid-call" in r.getMessage()]

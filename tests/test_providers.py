@@ -1,0 +1,163 @@
+"""Model factories: plugin or LiveKit Inference instances, snapshot fallback, runtime backup (no network)."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from livekit.agents import inference, llm, stt, tts
+from livekit.plugins import deepgram, elevenlabs, openai
+
+from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Provenance, Source
+from livekit_fallback.providers import ModelBuildError, build_llm, build_model, build_stt, build_tts
+from tests.helpers_livekit import snapshot_config
+
+PLUGIN_KEYS = {"DEEPGRAM_API_KEY": "dg-dummy", "OPENAI_API_KEY": "sk-dummy", "ELEVEN_API_KEY": "el-dummy"}
+LIVEKIT_KEYS = {"LIVEKIT_API_KEY": "lk-dummy-key", "LIVEKIT_API_SECRET": "lk-dummy-secret-" + "x" * 32}
+SNAPSHOT_VOICE = "EXAVITQu4vr4xnSDxMaL"
+
+
+def choice(kind: str, value: str, is_custom: bool = False) -> ModelChoice:
+    """A LiveKit model choice."""
+    return ModelChoice(kind=kind, platform="livekit", value=value, is_custom=is_custom)  # type: ignore[arg-type]
+
+
+def with_models(config: AgentConfig, source: Source = Source.DATABASE, **values: ModelChoice) -> AgentConfig:
+    """The config with some models replaced, as if those rows came from ``source``."""
+    models = Models(**{**{k: getattr(config.models, k) for k in ("stt", "llm", "tts")}, **values})
+    provenance = {**config.provenance}
+    for kind in values:
+        provenance[f"models.{kind}"] = Provenance(source=source, location=f"livekit_available_{kind}_models")
+    return AgentConfig.model_validate({**config.model_dump(), "models": models, "provenance": provenance})
+
+
+async def test_snapshot_choices_build_plugins_with_model_language_and_voice() -> None:
+    """With provider keys the snapshot's rows become deepgram/openai/elevenlabs plugins, parsed right."""
+    config = await snapshot_config()
+    s, l, t = (f(config, env=PLUGIN_KEYS) for f in (build_stt, build_llm, build_tts))
+    assert isinstance(s, deepgram.STT) and s.model == "nova-3" and s._opts.language == "multi"
+    assert isinstance(l, openai.LLM) and l.model == "gpt-5" and l.provider == "api.openai.com"
+    assert isinstance(t, elevenlabs.TTS) and t.model == "eleven_turbo_v2_5" and t._opts.voice_id == SNAPSHOT_VOICE
+
+
+async def test_database_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup() -> None:
+    """A database choice unlike the snapshot's is wrapped in a FallbackAdapter, database first."""
+    config = with_models(
+        await snapshot_config(),
+        stt=choice("stt", "deepgram/nova-2-phonecall:en-US"),
+        llm=choice("llm", "openai/gpt-4.1"),
+        tts=choice("tts", "elevenlabs/eleven_flash_v2_5:customVoice123", is_custom=True),
+    )
+    s, l, t = build_stt(config, env=PLUGIN_KEYS), build_llm(config, env=PLUGIN_KEYS), build_tts(config, env=PLUGIN_KEYS)
+    assert isinstance(s, stt.FallbackAdapter) and isinstance(l, llm.FallbackAdapter) and isinstance(t, tts.FallbackAdapter)
+    primary, backup = s._stt_instances
+    assert (primary.model, primary._opts.language) == ("nova-2-phonecall", "en-US")
+    assert (backup.model, backup._opts.language) == ("nova-3", "multi")
+    assert [i.model for i in l._llm_instances] == ["gpt-4.1", "gpt-5"] and l.model == "gpt-4.1"
+    assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
+        ("eleven_flash_v2_5", "customVoice123"),
+        ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
+    ]
+    plain = build_llm(config, env=PLUGIN_KEYS, runtime_fallback=False)
+    assert isinstance(plain, openai.LLM) and plain.model == "gpt-4.1"
+
+
+def test_without_provider_keys_livekit_inference_is_chosen() -> None:
+    """No provider key but LiveKit credentials: inference instances from the same descriptor."""
+    s = build_model(choice("stt", "deepgram/nova-3:multi"), env=LIVEKIT_KEYS)
+    l = build_model(choice("llm", "openai/gpt-5"), env=LIVEKIT_KEYS)
+    t = build_model(choice("tts", f"cartesia/sonic-2:{SNAPSHOT_VOICE}"), env=LIVEKIT_KEYS)
+    assert s.path == l.path == t.path == "inference"
+    assert isinstance(s.instance, inference.STT) and s.instance.model == "deepgram/nova-3"
+    assert s.instance._opts.language == "multi"
+    assert isinstance(l.instance, inference.LLM) and l.instance.model == "openai/gpt-5"
+    assert isinstance(t.instance, inference.TTS) and t.instance.model == "cartesia/sonic-2"
+    assert t.instance._opts.voice == SNAPSHOT_VOICE
+
+
+def test_provider_key_wins_over_inference_and_base_url_alone_selects_openai() -> None:
+    """The provider's own key picks the plugin even with LiveKit credentials; OPENAI_BASE_URL alone does too."""
+    built = build_model(choice("stt", "deepgram/nova-3:en"), env={**LIVEKIT_KEYS, "DEEPGRAM_API_KEY": "dg"})
+    assert built.path == "plugin" and isinstance(built.instance, deepgram.STT)
+    local = build_model(choice("llm", "openai/gpt-4.1"), env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
+    assert local.path == "plugin" and local.instance.provider == "127.0.0.1:9"
+
+
+def test_environment_is_read_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``env=``, keys come from os.environ at build time."""
+    for key in (*PLUGIN_KEYS, *LIVEKIT_KEYS, "OPENAI_BASE_URL", "LIVEKIT_INFERENCE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ELEVEN_API_KEY", "el-from-env")
+    assert build_model(choice("tts", "elevenlabs/eleven_turbo_v2_5:abc")).path == "plugin"
+    with pytest.raises(ModelBuildError):
+        build_model(choice("stt", "deepgram/nova-3"))
+
+
+def test_neither_path_is_a_clear_error_naming_both() -> None:
+    """No provider key and no LiveKit credentials: ModelBuildError names the choice and both paths."""
+    with pytest.raises(ModelBuildError) as caught:
+        build_model(choice("llm", "openai/gpt-5"), env={})
+    text = str(caught.value)
+    assert "LLM model 'openai/gpt-5'" in text
+    assert "provider plugin: OPENAI_API_KEY not set" in text
+    assert "LiveKit Inference: LIVEKIT_API_KEY/LIVEKIT_API_SECRET" in text
+    assert set(caught.value.attempts) == {"provider plugin", "LiveKit Inference"}
+
+
+def test_unsupported_provider_and_custom_voice_errors() -> None:
+    """A provider with no plugin needs Inference; a custom voice needs the plugin; errors say so."""
+    with pytest.raises(ModelBuildError, match="no plugin supported for provider 'assemblyai'"):
+        build_model(choice("stt", "assemblyai/universal-streaming:en"), env=PLUGIN_KEYS)
+    with pytest.raises(ModelBuildError, match="custom voice") as caught:
+        build_model(choice("tts", "elevenlabs/eleven_turbo_v2_5:myClone", is_custom=True), env=LIVEKIT_KEYS)
+    assert "ELEVEN_API_KEY not set" in str(caught.value)
+    with pytest.raises(ValueError, match="not a LiveKit choice"):
+        build_model(ModelChoice(kind="llm", platform="signalwire", value="gpt-4.1-mini"))
+
+
+async def test_unbuildable_choice_falls_back_to_snapshot_with_banner(caplog: pytest.LogCaptureFixture) -> None:
+    """A database STT that cannot be built is replaced by the snapshot's, with the STT MODEL banner."""
+    config = with_models(await snapshot_config(), stt=choice("stt", "assemblyai/universal-streaming:en"))
+    with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
+        built = build_stt(config, env=PLUGIN_KEYS)
+    assert isinstance(built, deepgram.STT) and built.model == "nova-3"
+    [record] = [r for r in caplog.records if "STT MODEL" in r.getMessage()]
+    text = record.getMessage()
+    assert "Using fallback STT model 'deepgram/nova-3:multi' from snapshot taken 2025-11-21" in text
+    assert "assemblyai/universal-streaming:en" in text and "Table: livekit_available_stt_models" in text
+    assert record.levelno == logging.ERROR and record.fallback_value == "deepgram/nova-3:multi"
+
+
+async def test_when_neither_configured_nor_snapshot_builds_the_error_names_both() -> None:
+    """Configured and snapshot choices both unbuildable: one error naming both, no secrets in it."""
+    config = with_models(await snapshot_config(), llm=choice("llm", "anthropic/claude-sonnet-4"))
+    with pytest.raises(ModelBuildError) as caught:
+        build_llm(config, env={"DEEPGRAM_API_KEY": "dg-secret-value"})
+    text = str(caught.value)
+    assert "'anthropic/claude-sonnet-4'" in text and "snapshot's" in text and "'openai/gpt-5'" in text
+    assert "dg-secret-value" not in text
+
+
+def test_plugins_are_registered_at_import_so_worker_threads_can_build() -> None:
+    """Importing providers on the main thread registers the plugins; a worker thread can then build them."""
+    code = textwrap.dedent(
+        """
+        import threading
+        from livekit.agents import Plugin
+        from livekit_fallback.providers import build_model
+        from livekit_fallback.config.model import ModelChoice
+        names = {p.package for p in Plugin.registered_plugins}
+        assert {"livekit.plugins.deepgram", "livekit.plugins.openai", "livekit.plugins.elevenlabs"} <= names, names
+        out = []
+        c = ModelChoice(kind="tts", platform="livekit", value="elevenlabs/eleven_turbo_v2_5:v")
+        t = threading.Thread(target=lambda: out.append(build_model(c, env={"ELEVEN_API_KEY": "x"}).path))
+        t.start(); t.join()
+        print(out[0])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "plugin"
