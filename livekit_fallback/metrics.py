@@ -1,23 +1,27 @@
-"""Prometheus metrics of the package, in their own registry.
+"""Prometheus metrics of the package, for LiveKit workers and the SWAIG server.
 
-Exposed by the SWAIG server's ``/metrics`` endpoint; LiveKit workers can serve
-them with :func:`render` or mount :data:`REGISTRY` in their own exporter.
+The SWAIG server serves them at ``/metrics``. In a LiveKit worker, either
+serve :func:`render` from your own HTTP endpoint or start a standalone
+exporter with :func:`start_metrics_server`::
+
+    from livekit_fallback.metrics import start_metrics_server
+    start_metrics_server(port=9464)          # http://127.0.0.1:9464/metrics
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import start_http_server
 
-__all__ = ["CONTENT_TYPE", "REGISTRY", "render"]
+from .config.metrics import CONTENT_TYPE, REGISTRY, render
 
-REGISTRY = CollectorRegistry(auto_describe=True)
-"""The registry holding every livekit-fallback metric."""
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The Content-Type of :func:`render`'s output."""
+__all__ = ["CONTENT_TYPE", "REGISTRY", "render", "start_metrics_server"]
 
 
-def render() -> bytes:
-    """The current metrics in Prometheus text format."""
-    return generate_latest(REGISTRY)
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> object:
+    """Serve the package's metrics on ``http://addr:port/metrics`` from a background thread.
+
+    Returns:
+        The server object; call ``.shutdown()`` on it to stop.
+    """
+    server, _thread = start_http_server(port, addr=addr, registry=REGISTRY)
+    return server

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from livekit_fallback import Resolver, SnapshotSource, SupabaseSource
+from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 
 from .support.postgrest import PostgrestStandIn
@@ -85,8 +86,11 @@ def seeded(database_dsn: str, standin: PostgrestStandIn) -> SeededDatabase:
 
 @pytest.fixture
 async def db_resolver(seeded: SeededDatabase) -> AsyncIterator[Resolver]:
-    """A resolver reading the seeded database through the real supabase client."""
-    async with Resolver(database=SupabaseSource(seeded.url, seeded.key), snapshots=SnapshotSource()) as resolver:
+    """A resolver reading the seeded database through the real supabase client (breaker cool-down 0.3 s)."""
+    breaker = CircuitBreaker(cool_down=0.3)
+    async with Resolver(
+        database=SupabaseSource(seeded.url, seeded.key), snapshots=SnapshotSource(), breaker=breaker
+    ) as resolver:
         yield resolver
 
 

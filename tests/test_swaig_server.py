@@ -457,6 +457,7 @@ async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolve
         status, text, headers = await srv.get("/swml")
         elapsed = time.monotonic() - started
         seeded.standin.clear_faults()
+        await asyncio.sleep(db_resolver.breaker.cool_down)  # the hang opened the breaker; one cool-down to probe
         _, recovered_text, recovered_headers = await srv.get("/swml")
     assert status == 200 and swml_errors(json.loads(text)) == []
     assert elapsed < 2.5 and headers["X-Config-Degraded"] == "13"

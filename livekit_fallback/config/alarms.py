@@ -9,6 +9,8 @@ structured ``extra`` fields so JSON log pipelines can alert on them.
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -162,20 +164,117 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@dataclass
+class _Incident:
+    started: float
+    started_wall: datetime
+    last_line: float
+    since_line: int = 0
+    total: int = 1
+
+
+@dataclass
+class _Outage:
+    started: float
+    started_wall: datetime
+    resolutions: int = 0
+
+
 class Alarms:
-    """Where the resolver reports fallbacks; logs each one loudly.
+    """Where the resolver reports fallbacks: loud first, then counted, never silent.
+
+    The first fallback of a component logs the full banner (with the trace).
+    While that component keeps falling back, one short ERROR line per
+    ``repeat_interval`` says how many more times it did. When every component of
+    a vertical is served from the database again, one line says the database
+    is back, how long the outage lasted and how many resolutions it degraded.
 
     Args:
         log: The logger to write to (the package logger by default).
+        repeat_interval: Seconds between short lines for an ongoing fallback.
+        clock: Monotonic clock (injectable for tests).
     """
 
-    def __init__(self, log: logging.Logger = logger) -> None:
+    def __init__(
+        self, log: logging.Logger = logger, *, repeat_interval: float = 60.0, clock: Any = time.monotonic
+    ) -> None:
         self._log = log
+        self.repeat_interval = repeat_interval
+        self._clock = clock
         self._snapshot_mode_reported: set[tuple[str, str]] = set()
+        self._incidents: dict[tuple[str, str, str], _Incident] = {}
+        self._outages: dict[tuple[str, str], _Outage] = {}
+        self._problems_reported: set[tuple[str, str]] = set()
+
+    def resolution(self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]) -> None:
+        """Account for one returned resolution.
+
+        Args:
+            vertical: The vertical resolved.
+            platform: The platform resolved.
+            events: One per component served from a fallback.
+            healthy: Component keys served from the database.
+        """
+        now = self._clock()
+        for event in events:
+            self._fallback(event, now)
+        for component in healthy:
+            self._incidents.pop((vertical, platform, component), None)
+        key = (vertical, platform)
+        if events:
+            outage = self._outages.get(key)
+            if outage is None:
+                outage = self._outages[key] = _Outage(now, datetime.now(timezone.utc))
+            outage.resolutions += 1
+        elif key in self._outages and not any(k[:2] == key for k in self._incidents):
+            outage = self._outages.pop(key)
+            self._log.warning(
+                "DATABASE RECOVERED: %s/%s is served from the database again after %.1f s; "
+                "%d resolution(s) were served from fallbacks during the outage (since %s)",
+                vertical, platform, now - outage.started, outage.resolutions, _stamp(outage.started_wall),
+                extra={
+                    "event": "config_recovered", "vertical": vertical, "platform": platform,
+                    "outage_seconds": round(now - outage.started, 3), "degraded_resolutions": outage.resolutions,
+                },
+            )
 
     def fallback(self, event: FallbackEvent) -> None:
-        """Log the banner for one component served from a fallback copy."""
-        self._log.error(banner(event), exc_info=event.failure.exc, extra=fallback_extra(event))
+        """Report one fallback on its own (no recovery tracking); see :meth:`resolution`."""
+        self._fallback(event, self._clock())
+
+    def _fallback(self, event: FallbackEvent, now: float) -> None:
+        key = (event.vertical, event.platform, event.component)
+        incident = self._incidents.get(key)
+        if incident is None:
+            self._incidents[key] = _Incident(now, event.now, now)
+            self._log.error(banner(event), exc_info=event.failure.exc, extra=fallback_extra(event))
+            return
+        incident.total += 1
+        incident.since_line += 1
+        if now - incident.last_line < self.repeat_interval:
+            return
+        self._log.error(
+            "DATABASE FAILURE continues: %s for %s/%s served from %s %d more time(s) in the last %.0f s "
+            "(%d since %s); reason: %s [%s]",
+            _title(event), event.vertical, event.platform, event.copy_description, incident.since_line,
+            now - incident.last_line, incident.total, _stamp(incident.started_wall), event.failure.detail,
+            event.failure.reason.value,
+            extra={**fallback_extra(event), "event": "config_fallback_repeat", "count": incident.since_line,
+                   "total": incident.total},
+        )
+        incident.last_line = now
+        incident.since_line = 0
+
+    def cache_problem(self, path: str, detail: str) -> None:
+        """Log, once per distinct problem, that a last-known-good file was skipped."""
+        if (path, detail) in self._problems_reported:
+            return
+        self._problems_reported.add((path, detail))
+        self._log.error(
+            "LAST-KNOWN-GOOD CACHE SKIPPED: %s. Falling back to the snapshot for components the database "
+            "cannot supply. Action: delete or fix the file; it is rewritten after the next successful read.",
+            detail, extra={"event": "cache_problem", "path": path, "reason": detail},
+        )
 
     def snapshot_mode(self, vertical: str, platform: Platform, copy: str) -> None:
         """Say once per vertical and platform that no database is configured.
@@ -195,3 +294,11 @@ class Alarms:
             copy,
             extra={"event": "snapshot_mode", "vertical": vertical, "platform": platform},
         )
+
+
+def _title(event: FallbackEvent) -> str:
+    if event.kind == "node":
+        return f"NODE CONFIG '{event.name}'"
+    if event.kind == "theme":
+        return "THEME PROMPT"
+    return f"{event.name.upper()} MODEL"

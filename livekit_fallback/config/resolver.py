@@ -1,47 +1,52 @@
-"""Resolve an agent's configuration: ordered sources, a deadline, per-component fallback.
+"""The resolver: cached, single-flight, breaker-guarded resolution with loud fallbacks.
 
-Each component (the theme, every node, each model) is taken whole from the
-first source that yields a valid value: the database, then (later) a
-last-known-good copy, then the snapshot. A component that fails falls back
-alone; the result records per component where it came from and why.
+Within one process a resolved config is reused for ``ttl`` seconds.
+Concurrent resolutions of the same vertical and platform share one database
+read. A healthy entry past its TTL is returned at once while one background
+refresh runs (stale-while-revalidate). A degraded entry is never sticky: the
+next call reads the database again unless the circuit breaker says it is down,
+so a recovered database is used by the very next resolution.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import weakref
-from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .alarms import Alarms, FallbackEvent
-from .model import AgentConfig, Models, Platform, Provenance, Reason, Source, component_keys
+from . import metrics
+from .alarms import Alarms
+from .breaker import BreakerState, CircuitBreaker
+from .model import AgentConfig, Platform, Source
+from .pipeline import ConfigUnavailableError, Resolution, run_pipeline
 from .settings import Settings
-from .sources.base import ConfigSource, FetchRequest, Failure, Found, Outcome, format_exception
+from .sources.base import ConfigSource
+from .sources.last_known_good import LastKnownGoodCache
 from .sources.snapshot import SnapshotSource
 from .sources.supabase import SupabaseSource
+from .status import ComponentStatus, Status, degraded_components
 
 __all__ = ["ConfigUnavailableError", "Resolver", "default_resolver", "resolve_agent_config"]
 
 PLATFORMS: tuple[Platform, ...] = ("livekit", "signalwire")
+_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+_log = logging.getLogger("livekit_fallback")
 
-_LOCAL_RESERVE = 0.05
-"""Fraction of the deadline kept for local sources after the database."""
+
+@dataclass
+class _Entry:
+    resolution: Resolution
+    stored_at: float
 
 
-class ConfigUnavailableError(RuntimeError):
-    """No source could supply some component (no database and no usable snapshot).
-
-    Attributes:
-        failures: Component key to the failures seen, in source order.
-    """
-
-    def __init__(self, vertical: str, platform: str, failures: dict[str, list[Failure]]) -> None:
-        self.failures = failures
-        parts = [f"{key}: " + " / ".join(f.detail for f in fs) for key, fs in failures.items()]
-        super().__init__(
-            f"no usable configuration for {vertical}/{platform}; "
-            f"{len(failures)} component(s) unavailable from every source: " + "; ".join(parts[:5])
-        )
+@dataclass
+class _Health:
+    reachable: bool | None = None
+    since: datetime | None = None
+    degraded: dict[str, dict[str, ComponentStatus]] = field(default_factory=dict)
 
 
 class Resolver:
@@ -50,8 +55,10 @@ class Resolver:
     Args:
         database: The database source, or ``None`` for snapshot mode.
         snapshots: The snapshot source (the floor every component can fall back to).
-        fallbacks: Extra sources tried between the database and the snapshot.
-        deadline: Seconds a resolution may take in total.
+        last_known_good: The on-disk last-known-good cache, or ``None`` for none.
+        deadline: Seconds a fresh resolution may take in total.
+        ttl: Seconds a resolved config is reused in-process (0 disables reuse).
+        breaker: The database circuit breaker (a default one when a database is set).
         alarms: Where fallbacks are reported.
     """
 
@@ -60,39 +67,50 @@ class Resolver:
         *,
         database: ConfigSource | None = None,
         snapshots: SnapshotSource | None = None,
-        fallbacks: Sequence[ConfigSource] = (),
+        last_known_good: LastKnownGoodCache | None = None,
         deadline: float = 1.0,
+        ttl: float = 5.0,
+        breaker: CircuitBreaker | None = None,
         alarms: Alarms | None = None,
     ) -> None:
         self.database = database
         self.snapshots = snapshots or SnapshotSource()
-        self.fallbacks = tuple(fallbacks)
+        self.last_known_good = last_known_good
         self.deadline = deadline
+        self.ttl = ttl
+        self.breaker = breaker if breaker is not None else (CircuitBreaker() if database is not None else None)
         self.alarms = alarms or Alarms()
+        if last_known_good is not None and last_known_good.on_problem is None:
+            last_known_good.on_problem = self.alarms.cache_problem
+        self._cache: dict[tuple[str, str], _Entry] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[Resolution]] = {}
+        self._background: set[asyncio.Task[object]] = set()
+        self._health = _Health()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Resolver:
         """Build a resolver from :class:`Settings` (the environment by default)."""
         settings = settings or Settings.from_env()
-        database = None
+        database = lkg = None
         if settings.database_configured:
             assert settings.supabase_url and settings.supabase_key
             database = SupabaseSource(settings.supabase_url, settings.supabase_key, timeout=max(settings.deadline, 1.0))
+            lkg = LastKnownGoodCache(settings.cache_dir)
         dirs = [settings.snapshot_dir] if settings.snapshot_dir else []
-        return cls(database=database, snapshots=SnapshotSource(dirs), deadline=settings.deadline)
-
-    @property
-    def sources(self) -> tuple[ConfigSource, ...]:
-        """Sources in the order they are tried."""
-        first = (self.database,) if self.database is not None else ()
-        return (*first, *self.fallbacks, self.snapshots)
+        return cls(
+            database=database, snapshots=SnapshotSource(dirs), last_known_good=lkg,
+            deadline=settings.deadline, ttl=settings.ttl,
+        )
 
     async def aclose(self) -> None:
-        """Release connections held by the sources."""
-        for source in self.sources:
-            close = getattr(source, "aclose", None)
-            if close is not None:
-                await close()
+        """Finish pending cache writes, stop refreshes and release connections."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=5.0)
+        for task in (*self._background, *self._inflight.values()):
+            task.cancel()
+        close = getattr(self.database, "aclose", None)
+        if close is not None:
+            await close()
 
     async def __aenter__(self) -> Resolver:
         return self
@@ -100,111 +118,137 @@ class Resolver:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def resolve(self, vertical: str, platform: Platform = "livekit") -> AgentConfig:
-        """Resolve a complete, valid config within the deadline.
+    async def resolve(self, vertical: str, platform: Platform = "livekit", *, fresh: bool = False) -> AgentConfig:
+        """Return a complete, valid config, within the deadline.
 
         Never raises for a database problem: failed components come from the
         next source and are logged as fallbacks.
 
+        Args:
+            vertical: The business vertical, e.g. ``reverse_mortgage``.
+            platform: ``livekit`` or ``signalwire``.
+            fresh: Skip the in-process cache and read the sources now.
+
         Raises:
             ValueError: ``platform`` is not ``livekit`` or ``signalwire``.
-            ConfigUnavailableError: Some component is in no source at all (for
-                example no database and no snapshot for the vertical).
+            ConfigUnavailableError: Some component is in no source at all.
         """
         if platform not in PLATFORMS:
             raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.deadline
-        node_names = self.snapshots.node_names(vertical)
-        pending = component_keys(node_names)
-        found: dict[str, tuple[Found, Source]] = {}
-        failures: dict[str, list[Failure]] = {}
-        if self.database is None:
-            not_configured = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
-            failures = {key: [not_configured] for key in pending}
-        for source in self.sources:
-            if not pending:
-                break
-            is_local = source is not self.database
-            budget_end = deadline if is_local else deadline - _LOCAL_RESERVE * self.deadline
-            request = FetchRequest(vertical, platform, tuple(pending), node_names, budget_end)
-            outcomes = await self._fetch(source, request, is_local)
-            for key in pending:
-                outcome = outcomes.get(key) or Failure(Reason.BAD_RESPONSE, "source returned no outcome", "?")
-                if isinstance(outcome, Found):
-                    found[key] = (outcome, source.source)
-                else:
-                    failures.setdefault(key, []).append(outcome)
-            pending = [key for key in pending if key not in found]
-        if pending:
-            raise ConfigUnavailableError(vertical, platform, {k: failures.get(k, []) for k in pending})
-        config = self._assemble(vertical, platform, node_names, found, failures)
-        self._report(config, found, failures)
-        return config
+        started = time.perf_counter()
+        key = (vertical, platform)
+        entry = self._cache.get(key)
+        cache = "miss"
+        if entry is not None and not fresh:
+            age = time.monotonic() - entry.stored_at
+            if entry.resolution.events:
+                if self.breaker is not None and self.breaker.state is BreakerState.OPEN and not self._cool_down_over():
+                    cache = "hit"
+            elif age < self.ttl:
+                cache = "hit"
+            else:
+                cache = "stale"
+                self._refresh_in_background(key)
+        resolution = entry.resolution if entry is not None and cache != "miss" else await self._shared_flight(key)
+        self._observe(resolution, cache, time.perf_counter() - started)
+        return resolution.config
 
-    async def _fetch(self, source: ConfigSource, request: FetchRequest, is_local: bool) -> dict[str, Outcome]:
-        loop = asyncio.get_running_loop()
-        timeout = None if is_local else max(0.0, request.deadline - loop.time()) + 0.02
-        try:
-            return await asyncio.wait_for(source.fetch(request), timeout)
-        except asyncio.TimeoutError:
-            failure = Failure(Reason.TIMEOUT, f"{source.source.value} source did not return within the deadline", "?")
-        except Exception as exc:  # a source must never take the caller down
-            failure = Failure(Reason.BAD_RESPONSE, format_exception(exc), source.source.value, exc)
-        return {key: failure for key in request.keys}
-
-    def _assemble(
-        self,
-        vertical: str,
-        platform: Platform,
-        node_names: Sequence[str],
-        found: dict[str, tuple[Found, Source]],
-        failures: dict[str, list[Failure]],
-    ) -> AgentConfig:
-        now = datetime.now(timezone.utc)
-        provenance: dict[str, Provenance] = {}
-        for key, (outcome, source) in found.items():
-            first = failures.get(key, [None])[0] if source is not Source.DATABASE else None
-            provenance[key] = Provenance(
-                source=source,
-                reason=first.reason if first else None,
-                detail=first.detail if first else None,
-                taken_at=outcome.taken_at,
-                location=outcome.location,
-            )
-        value = lambda key: found[key][0].value  # noqa: E731
-        return AgentConfig(
-            vertical=vertical,
-            platform=platform,
-            theme=value("theme"),
-            nodes={name: value(f"nodes.{name}") for name in node_names},
-            models=Models(stt=value("models.stt"), llm=value("models.llm"), tts=value("models.tts")),
-            provenance=provenance,
-            resolved_at=now,
+    def status(self) -> Status:
+        """The resolver's health, as of the latest resolutions."""
+        breaker = self.breaker
+        return Status(
+            database_configured=self.database is not None,
+            database_reachable=self._health.reachable,
+            since=self._health.since,
+            breaker=breaker.state.value if breaker else BreakerState.CLOSED.value,
+            last_error=breaker.last_error if breaker else None,
+            degraded=dict(self._health.degraded),
         )
 
-    def _report(
-        self, config: AgentConfig, found: dict[str, tuple[Found, Source]], failures: dict[str, list[Failure]]
-    ) -> None:
+    def _cool_down_over(self) -> bool:
+        breaker = self.breaker
+        assert breaker is not None and breaker.opened_at is not None
+        return breaker.clock() - breaker.opened_at >= breaker.cool_down
+
+    async def _shared_flight(self, key: tuple[str, str]) -> Resolution:
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._resolve_fresh(*key))  # type: ignore[arg-type]
+            self._inflight[key] = task
+            task.add_done_callback(lambda t, k=key: self._inflight.pop(k, None) if self._inflight.get(k) is t else None)
+        return await asyncio.shield(task)
+
+    def _refresh_in_background(self, key: tuple[str, str]) -> None:
+        if key in self._inflight:
+            return
+
+        async def refresh() -> None:
+            try:
+                await self._shared_flight(key)
+            except Exception:
+                _log.exception("background refresh of %s/%s failed", *key)
+
+        self._track(refresh())
+
+    def _track(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resolve_fresh(self, vertical: str, platform: Platform) -> Resolution:
+        local = (self.last_known_good, self.snapshots) if self.last_known_good is not None else (self.snapshots,)
+        resolution = await run_pipeline(
+            vertical=vertical,
+            platform=platform,
+            node_names=self.snapshots.node_names(vertical),
+            database=self.database,
+            local_sources=local,
+            breaker=self.breaker,
+            deadline_seconds=self.deadline,
+        )
+        self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic())
+        self._after_fresh(resolution)
+        return resolution
+
+    def _after_fresh(self, resolution: Resolution) -> None:
+        config = resolution.config
+        if resolution.database_ok is not None and resolution.database_ok != self._health.reachable:
+            self._health.reachable = resolution.database_ok
+            self._health.since = config.resolved_at
+        if self.breaker is not None:
+            metrics.BREAKER_STATE.set(_BREAKER_GAUGE[self.breaker.state])
+        if self.database is not None:
+            result = {True: "ok", False: "failed", None: "skipped"}[resolution.database_ok]
+            metrics.DATABASE_READS.labels(result).inc()
+        label = f"{config.vertical}/{config.platform}"
+        self._health.degraded[label] = degraded_components(config)
+        for key in config.provenance:
+            metrics.DEGRADED.labels(config.vertical, config.platform, key).set(1 if key in config.degraded else 0)
+        if self.last_known_good is not None and resolution.database_ok:
+            self._track(self._store(config))
+
+    async def _store(self, config: AgentConfig) -> None:
+        assert self.last_known_good is not None
+        try:
+            await self.last_known_good.store(config)
+        except OSError as exc:
+            self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {exc}")
+
+    def _observe(self, resolution: Resolution, cache: str, elapsed: float) -> None:
+        config = resolution.config
+        outcome = "degraded" if resolution.events else "healthy"
+        metrics.RESOLUTIONS.labels(config.platform, outcome, cache).inc()
+        metrics.RESOLUTION_SECONDS.labels(outcome).observe(elapsed)
         if self.database is None:
-            snap = next((o for o, s in found.values() if s is Source.SNAPSHOT), None)
+            snap = next((e.used for e in resolution.events if e.used_source is Source.SNAPSHOT), None)
             date = snap.taken_at.date().isoformat() if snap and snap.taken_at else "unknown date"
             self.alarms.snapshot_mode(config.vertical, config.platform, f"snapshot taken {date}")
             return
-        for key, (outcome, source) in found.items():
-            if source is Source.DATABASE:
-                continue
-            self.alarms.fallback(
-                FallbackEvent(
-                    component=key,
-                    vertical=config.vertical,
-                    platform=config.platform,
-                    failure=failures[key][0],
-                    used=outcome,
-                    used_source=source,
-                    now=config.resolved_at,
-                )
-            )
+        for event in resolution.events:
+            metrics.FALLBACKS.labels(event.component, config.platform, event.used_source.value,
+                                     event.failure.reason.value).inc()
+        healthy = [k for k, p in config.provenance.items() if p.source is Source.DATABASE]
+        self.alarms.resolution(config.vertical, config.platform, resolution.events, healthy)
 
 
 _default_resolvers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Resolver] = weakref.WeakKeyDictionary()
@@ -224,7 +268,7 @@ def default_resolver() -> Resolver:
 
 
 async def resolve_agent_config(
-    vertical: str, platform: Platform = "livekit", *, resolver: Resolver | None = None
+    vertical: str, platform: Platform = "livekit", *, resolver: Resolver | None = None, fresh: bool = False
 ) -> AgentConfig:
     """Resolve an agent's configuration with per-component fallback.
 
@@ -236,6 +280,6 @@ async def resolve_agent_config(
         vertical: The business vertical, e.g. ``reverse_mortgage``.
         platform: ``livekit`` or ``signalwire``.
         resolver: A specific resolver to use.
+        fresh: Bypass the in-process cache.
     """
-    return await (resolver or default_resolver()).resolve(vertical, platform)
-
+    return await (resolver or default_resolver()).resolve(vertical, platform, fresh=fresh)

@@ -13,6 +13,9 @@ __all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError"]
 DEFAULT_DEADLINE = 1.0
 """Seconds a whole resolution may take before fallbacks are used."""
 
+DEFAULT_TTL = 5.0
+"""Seconds a resolved config is reused in-process; database edits show up after this."""
+
 
 class SettingsError(ValueError):
     """An environment setting is present but unusable."""
@@ -27,12 +30,16 @@ class Settings:
         supabase_key: Service (or anon) key; excluded from ``repr``.
         snapshot_dir: A directory searched before the packaged snapshots.
         deadline: Seconds a resolution may take in total.
+        cache_dir: Where last-known-good copies are written (a per-user default when None).
+        ttl: Seconds a resolved config is reused in-process.
     """
 
     supabase_url: str | None = None
     supabase_key: str | None = field(default=None, repr=False)
     snapshot_dir: Path | None = None
     deadline: float = DEFAULT_DEADLINE
+    cache_dir: Path | None = None
+    ttl: float = DEFAULT_TTL
 
     def __post_init__(self) -> None:
         if self.supabase_url and not re.match(r"^https?://[^/\s]+", self.supabase_url):
@@ -42,6 +49,8 @@ class Settings:
             raise SettingsError(f"database half-configured: {missing} is not set")
         if not (0 < self.deadline <= 60):
             raise SettingsError(f"deadline must be between 0 and 60 seconds, got {self.deadline}")
+        if not (0 <= self.ttl <= 3600):
+            raise SettingsError(f"ttl must be between 0 and 3600 seconds, got {self.ttl}")
 
     @property
     def database_configured(self) -> bool:
@@ -51,7 +60,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Read ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
-        ``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` and ``LIVEKIT_FALLBACK_DEADLINE``.
+        ``LIVEKIT_FALLBACK_SNAPSHOT_DIR``, ``LIVEKIT_FALLBACK_CACHE_DIR``,
+        ``LIVEKIT_FALLBACK_DEADLINE`` and ``LIVEKIT_FALLBACK_TTL``.
 
         Keyword overrides that are not ``None`` win over the environment.
 
@@ -59,17 +69,27 @@ class Settings:
             SettingsError: A value is present but unusable.
         """
         env = os.environ if env is None else env
-        deadline_text = env.get("LIVEKIT_FALLBACK_DEADLINE", "").strip()
-        try:
-            deadline = float(deadline_text) if deadline_text else DEFAULT_DEADLINE
-        except ValueError:
-            raise SettingsError(f"LIVEKIT_FALLBACK_DEADLINE must be a number of seconds, got {deadline_text!r}") from None
+        deadline = _seconds(env, "LIVEKIT_FALLBACK_DEADLINE", DEFAULT_DEADLINE)
+        ttl = _seconds(env, "LIVEKIT_FALLBACK_TTL", DEFAULT_TTL)
         snapshot_dir = env.get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+        cache_dir = env.get("LIVEKIT_FALLBACK_CACHE_DIR", "").strip()
         values: dict[str, object] = {
             "supabase_url": env.get("SUPABASE_URL", "").strip() or None,
             "supabase_key": (env.get("SUPABASE_SERVICE_KEY") or env.get("SUPABASE_KEY") or "").strip() or None,
             "snapshot_dir": Path(snapshot_dir) if snapshot_dir else None,
             "deadline": deadline,
+            "cache_dir": Path(cache_dir) if cache_dir else None,
+            "ttl": ttl,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, got {text!r}") from None
