@@ -1,33 +1,25 @@
 """End to end on the wire: database -> resolver -> real openai.LLM plugin -> local OpenAI-compatible server.
 
 The database is the session PostgreSQL behind the PostgREST stand-in, seeded
-from the snapshot but with a different LiveKit LLM, so which model a request
-names shows where the config came from.
+(``seeded`` / ``db_resolver`` in conftest) from the snapshot but with different
+models (LiveKit LLM ``openai/gpt-4.1``), so the model a request names shows
+where the config came from.
 """
 
 from __future__ import annotations
 
 import logging
-import tomllib
 from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, llm
 from livekit.plugins import openai
 
-from livekit_fallback import Resolver, Source, SupabaseSource
+from livekit_fallback import Source
 from livekit_fallback.agents import build_node_agents
-from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 from livekit_fallback.providers import build_llm
 from tests.helpers_livekit import VERTICAL, database_down_config, example_registry
 from tests.openai_server import OpenAICompatibleServer, ToolCall
-from tests.support.clients import TEST_KEY
-from tests.support.seed import seed_vertical
-
-pytest_plugins = ["tests.support.fixtures"]
-
-DATABASE_LLM = "openai/gpt-4.1"
-SNAPSHOT_LLM = "openai/gpt-5"
 
 
 def scripted(body: dict[str, Any]) -> Any:
@@ -49,14 +41,11 @@ async def server():
 
 
 @pytest.fixture
-async def db_config(standin, clean_dsn):
-    """The LiveKit config resolved from the database, seeded with DATABASE_LLM as the active LLM."""
-    with open(default_snapshot_dir() / f"{VERTICAL}.toml", "rb") as fh:
-        snapshot = tomllib.load(fh)
-    snapshot["models"]["livekit"]["llm"] = DATABASE_LLM
-    seed_vertical(clean_dsn, snapshot)
-    async with Resolver(database=SupabaseSource(standin.url, TEST_KEY, timeout=2.0), deadline=3.0) as resolver:
-        return await resolver.resolve(VERTICAL, "livekit")
+async def db_config(db_resolver):
+    """The LiveKit config resolved from the seeded database."""
+    config = await db_resolver.resolve(VERTICAL, "livekit")
+    assert config.models.llm.value == "openai/gpt-4.1"
+    return config
 
 
 async def converse(model: llm.LLM, config: Any) -> None:

@@ -13,7 +13,7 @@ from livekit.plugins import deepgram, elevenlabs, openai
 
 from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Provenance, Source
 from livekit_fallback.providers import ModelBuildError, build_llm, build_model, build_stt, build_tts
-from tests.helpers_livekit import snapshot_config
+from tests.helpers_livekit import VERTICAL, snapshot_config
 
 PLUGIN_KEYS = {"DEEPGRAM_API_KEY": "dg-dummy", "OPENAI_API_KEY": "sk-dummy", "ELEVEN_API_KEY": "el-dummy"}
 LIVEKIT_KEYS = {"LIVEKIT_API_KEY": "lk-dummy-key", "LIVEKIT_API_SECRET": "lk-dummy-secret-" + "x" * 32}
@@ -43,8 +43,24 @@ async def test_snapshot_choices_build_plugins_with_model_language_and_voice() ->
     assert isinstance(t, elevenlabs.TTS) and t.model == "eleven_turbo_v2_5" and t._opts.voice_id == SNAPSHOT_VOICE
 
 
-async def test_database_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup() -> None:
-    """A database choice unlike the snapshot's is wrapped in a FallbackAdapter, database first."""
+async def test_database_rows_build_plugins_backed_by_the_snapshot(db_resolver) -> None:
+    """Rows read from the database become plugins with their model, language and voice, snapshot second."""
+    config = await db_resolver.resolve(VERTICAL, "livekit")
+    assert {config.provenance[f"models.{k}"].source for k in ("stt", "llm", "tts")} == {Source.DATABASE}
+    s, l, t = build_stt(config, env=PLUGIN_KEYS), build_llm(config, env=PLUGIN_KEYS), build_tts(config, env=PLUGIN_KEYS)
+    # conftest seeds deepgram/nova-3:en, openai/gpt-4.1, elevenlabs/eleven_flash_v2_5:21m00Tcm4TlvDq8ikWAM
+    assert [(i.model, i._opts.language) for i in s._stt_instances] == [("nova-3", "en"), ("nova-3", "multi")]
+    assert [i.model for i in l._llm_instances] == ["gpt-4.1", "gpt-5"]
+    assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
+        ("eleven_flash_v2_5", "21m00Tcm4TlvDq8ikWAM"),
+        ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
+    ]
+    assert all(isinstance(i, deepgram.STT) for i in s._stt_instances)
+    assert all(isinstance(i, elevenlabs.TTS) for i in t._tts_instances)
+
+
+async def test_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup() -> None:
+    """Choices unlike the snapshot's (a custom voice too) are wrapped in a FallbackAdapter, configured first."""
     config = with_models(
         await snapshot_config(),
         stt=choice("stt", "deepgram/nova-2-phonecall:en-US"),
