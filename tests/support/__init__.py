@@ -1,0 +1,1 @@
+"""Test support: throwaway PostgreSQL, PostgREST stand-in, fault proxy, seed helpers."""
