@@ -30,7 +30,7 @@ from typing import Any, Union
 
 import jsonschema
 
-from .config.model import AgentConfig
+from .config.model import RESERVED_TOOL_NAMES, AgentConfig
 
 __all__ = [
     "ToolArgumentError",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
-RESERVED_NAMES = frozenset({"next_step", "change_context", "gather_submit"})
+RESERVED_NAMES = RESERVED_TOOL_NAMES
 """Names SignalWire reserves for its native tools; never registrable."""
 
 Handler = Callable[[dict[str, Any], MutableMapping[str, Any]], Union[Any, Awaitable[Any]]]

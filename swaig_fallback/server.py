@@ -213,17 +213,31 @@ async def _swaig(request: web.Request) -> web.StreamResponse:
 
 async def _health(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    base = {"vertical": state.vertical, "platform": "signalwire", "database": state.resolver.database is not None}
+    base: dict[str, Any] = {"vertical": state.vertical, "platform": "signalwire"}
     try:
         config = await state.resolver.resolve(state.vertical, "signalwire")
     except ConfigUnavailableError:
-        return web.json_response({**base, "status": "unavailable"}, status=503)
+        return web.json_response({**base, "status": "unavailable", "database": _database_health(state)}, status=503)
     degraded = {
         key: {"source": prov.source.value, "reason": prov.reason.value if prov.reason else None}
         for key, prov in config.degraded.items()
     }
     status = "degraded" if degraded else "ok"
-    return web.json_response({**base, "status": status, "components": len(config.provenance), "degraded": degraded})
+    return web.json_response(
+        {**base, "status": status, "database": _database_health(state), "components": len(config.provenance),
+         "degraded": degraded}
+    )
+
+
+def _database_health(state: ServerState) -> dict[str, Any]:
+    """Database facts from the resolver's status, without error details (the endpoint is public)."""
+    status = state.resolver.status()
+    return {
+        "configured": status.database_configured,
+        "reachable": status.database_reachable,
+        "since": status.since.isoformat() if status.since else None,
+        "breaker": status.breaker,
+    }
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:

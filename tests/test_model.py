@@ -41,6 +41,7 @@ def test_node_from_content_reads_livekit_and_signalwire_keys() -> None:
         ("greet", _content(role=""), "role"),
         ("greet", _content(instructions=None), "instructions"),
         ("greet", _content(tools=["bad name"]), "not identifiers"),
+        ("greet", _content(tools=["change_context"]), "reserved by SignalWire"),
         ("greet", _content(valid_contexts="verify"), "valid_contexts"),
         ("greet", _content(valid_contexts=["greet"]), "itself"),
         ("end", _content(valid_contexts=["goodbye"]), "terminal node"),

@@ -314,7 +314,8 @@ async def test_database_outage_still_serves_valid_swml(caplog) -> None:
     assert "DATABASE FAILURE: NODE CONFIG 'greet'" in caplog.text
     assert "DATABASE CONNECTION UNREACHABLE" in caplog.text
     report = json.loads(health)
-    assert health_status == 200 and report["status"] == "degraded" and report["database"] is True
+    assert health_status == 200 and report["status"] == "degraded"
+    assert report["database"] == {**report["database"], "configured": True, "reachable": False}
     assert report["degraded"]["nodes.verify"] == {"source": "snapshot", "reason": "unreachable"}
     assert "service-key-xyz" not in health and "127.0.0.1:1" not in health
 
@@ -324,7 +325,8 @@ async def test_healthz_and_metrics_need_no_auth(server: Server) -> None:
     await server.post("/swaig", documented_payload("mark_objection_handled", {}))
     status, text, _ = await server.get("/healthz", auth=None)
     report = json.loads(text)
-    assert status == 200 and report["status"] == "degraded" and report["database"] is False
+    assert status == 200 and report["status"] == "degraded"
+    assert report["database"] == {"configured": False, "reachable": None, "since": None, "breaker": "closed"}
     assert report["degraded"]["theme"] == {"source": "snapshot", "reason": "not_configured"}
     assert report["components"] == 13
     status, text, headers = await server.get("/metrics", auth=None)

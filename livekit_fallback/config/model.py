@@ -44,6 +44,8 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 _Names = Annotated[tuple[str, ...], Field(strict=False)]
 _NODE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _TOOL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+RESERVED_TOOL_NAMES = frozenset({"next_step", "change_context", "gather_submit"})
+"""Names SignalWire reserves for its native tools; a node may not use them."""
 
 
 class Source(str, Enum):
@@ -174,6 +176,9 @@ class Node(BaseModel):
             raise ValueError(f"tool names {bad} are not identifiers")
         if len(set(value)) != len(value):
             raise ValueError("tools lists a name twice")
+        reserved = [t for t in value if t in RESERVED_TOOL_NAMES]
+        if reserved:
+            raise ValueError(f"tool names {reserved} are reserved by SignalWire")
         return value
 
     @field_validator("step_criteria_lk")
