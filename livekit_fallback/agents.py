@@ -49,7 +49,9 @@ def call_state(session: AgentSession) -> MutableMapping[str, Any]:
         state = {}
         session.userdata = state
     if not isinstance(state, MutableMapping):
-        raise TypeError(f"node agents keep call state in session.userdata, which must be a dict, not {type(state).__name__}")
+        raise TypeError(
+            f"node agents keep call state in session.userdata, which must be a dict, not {type(state).__name__}"
+        )
     return state
 
 
@@ -109,8 +111,9 @@ def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
         except ToolArgumentError as exc:
             raise ToolError(str(exc)) from None
         except Exception:
-            logger.exception("Tool %s raised; the model is told it failed", name, extra={"event": "tool_error", "tool": name})
-            raise ToolError(f"{name} failed. Do not guess its result; offer a follow-up by a licensed broker.") from None
+            logger.exception("Tool %s raised; the model is told it failed", name,
+                             extra={"event": "tool_error", "tool": name})
+            raise ToolError(f"{name} failed. Do not guess its result; tell the caller someone will follow up.") from None
         state.update(result.state)
         if result.end_call:
             context.session.shutdown(drain=True)

@@ -36,8 +36,10 @@ from .config.sources.snapshot import SnapshotError, SnapshotSource
 
 __all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
 
-BuildPath = Literal["plugin", "inference"]
 Instance = Union[stt.STT, llm.LLM, tts.TTS]
+
+_ALARMS = Alarms()
+"""Model-build fallbacks of this process: a full banner first, then counted short lines."""
 
 PLUGIN_PATH = "provider plugin"
 INFERENCE_PATH = "LiveKit Inference"
@@ -52,9 +54,7 @@ class ModelBuildError(RuntimeError):
         backup: The snapshot's choice that failed too, when one was tried.
     """
 
-    def __init__(
-        self, choice: ModelChoice, attempts: Mapping[str, str], backup: ModelBuildError | None = None
-    ) -> None:
+    def __init__(self, choice: ModelChoice, attempts: Mapping[str, str], backup: ModelBuildError | None = None) -> None:
         self.choice = choice
         self.attempts = dict(attempts)
         self.backup = backup
@@ -77,7 +77,7 @@ class BuiltModel:
 
     choice: ModelChoice
     instance: Instance
-    path: BuildPath
+    path: Literal["plugin", "inference"]
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,8 @@ def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.ST
     Raises:
         ModelBuildError: Neither the configured nor the snapshot's STT can be built.
     """
-    return _build(config, "stt", lambda items: stt.FallbackAdapter(items, vad=vad), **options)  # type: ignore[return-value]
+    adapter = lambda items: stt.FallbackAdapter(items, vad=vad)  # noqa: E731
+    return _build(config, "stt", adapter, **options)  # type: ignore[return-value]
 
 
 def build_llm(
@@ -211,15 +212,14 @@ def build_llm(
         snapshots: Where the snapshot is read (the packaged snapshots by default;
             pass the resolver's ``snapshots`` when it uses its own directory).
         env: Environment to read keys from (``os.environ`` by default).
-        alarms: Where the model banner goes.
+        alarms: Where the model banner goes (a process-wide instance by default,
+            so repeated failures are counted rather than bannered per call).
 
     Raises:
         ModelBuildError: Neither the configured nor the snapshot's LLM can be built.
     """
-    return _build(  # type: ignore[return-value]
-        config, "llm", llm.FallbackAdapter, runtime_fallback=runtime_fallback,
-        snapshots=snapshots, env=env, alarms=alarms,
-    )
+    options = {"runtime_fallback": runtime_fallback, "snapshots": snapshots, "env": env, "alarms": alarms}
+    return _build(config, "llm", llm.FallbackAdapter, **options)  # type: ignore[return-value,arg-type]
 
 
 def build_tts(config: AgentConfig, **options: Any) -> tts.TTS:
@@ -256,12 +256,13 @@ def _build(
         except ModelBuildError as backup_exc:
             raise ModelBuildError(choice, exc.attempts, backup_exc) from None
         where = getattr(config.provenance.get(f"models.{kind}"), "location", None) or f"models.{kind}"
-        (alarms or Alarms()).fallback(
+        (alarms or _ALARMS).fallback(
             FallbackEvent(f"models.{kind}", config.vertical, config.platform,
                           Failure(Reason.INVALID_CONTENT, str(exc), where, exc), found, Source.SNAPSHOT,
                           datetime.now(timezone.utc))
         )
         return used.instance
+    (alarms or _ALARMS).resolution(config.vertical, config.platform, (), healthy=[f"models.{kind}"])
     if not runtime_fallback or backup is None:
         return primary.instance
     try:

@@ -216,6 +216,29 @@ async def test_end_call_result_closes_the_session(config) -> None:
     assert len(fake.seen) == 2
 
 
+async def test_a_raising_tool_is_an_error_for_the_model_and_logged(config, caplog) -> None:
+    """A handler exception becomes an error tool output (no details leaked) and an ERROR log; the call goes on."""
+    registry = ToolRegistry()
+
+    def broken(args: dict, state: dict) -> str:
+        raise RuntimeError("backend secret-token-123 unreachable")
+
+    registry.tool("mark_wrong_person", description="Wrong person.")(broken)
+    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
+        registry.tool(name, description=name)(lambda args, state: "ok")
+    agents = build_node_agents(config, tools=registry, reply_on_enter=False)
+    fake = FakeLLM([Call("mark_wrong_person"), "Sorry about that."])
+    async with AgentSession(llm=fake, userdata={}) as session:
+        await session.start(agents.start)
+        result = await session.run(user_input="Wrong number.")
+        [output] = outputs(result)
+        assert output.is_error and "mark_wrong_person failed" in output.output
+        assert "secret-token-123" not in output.output
+        assert session.current_agent is agents["greet"]
+    [record] = [r for r in caplog.records if r.getMessage().startswith("Tool mark_wrong_person raised")]
+    assert record.exc_info is not None and record.tool == "mark_wrong_person"
+
+
 async def test_unknown_tool_names_are_reported_at_once(config) -> None:
     """Binding a config to a registry missing tools lists every missing name with its nodes."""
     registry = ToolRegistry()
