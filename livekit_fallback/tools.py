@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import re
@@ -217,7 +218,7 @@ class ToolRegistry:
         """
         spec = self.get(name)
         args = spec.validate(arguments)
-        before = dict(state)
+        before = copy.deepcopy(dict(state))
         result = spec.handler(args, state)
         if inspect.isawaitable(result):
             result = await result

@@ -1,0 +1,75 @@
+"""The shared tool registry: registration rules, argument validation, state changes, binding."""
+
+from __future__ import annotations
+
+import pytest
+
+from livekit_fallback import resolve_agent_config
+from livekit_fallback.tools import ToolArgumentError, ToolRegistry, ToolResult, UnknownToolError, UnknownToolsError
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
+          "additionalProperties": False}
+
+
+def _registry() -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @registry.tool(description="Verify.", parameters=SCHEMA)
+    def verify_caller_identity(args, state):  # noqa: ANN001, ANN202
+        state["verified"] = True
+        state.setdefault("lead", {})["name"] = args["name"]
+        return f"Verified {args['name']}."
+
+    @registry.tool(description="Async tool.")
+    async def mark_wrong_person(args, state):  # noqa: ANN001, ANN202
+        return ToolResult("Noted.", {"wrong_person": True}, end_call=True)
+
+    return registry
+
+
+async def test_call_validates_runs_and_reports_state_changes() -> None:
+    """A call returns the handler's text and every state change, nested ones included."""
+    state: dict = {"lead": {"phone": "+1"}}
+    result = await _registry().call("verify_caller_identity", {"name": "Ada"}, state)
+    assert result == ToolResult("Verified Ada.", {"verified": True, "lead": {"phone": "+1", "name": "Ada"}})
+    assert state["verified"] is True
+
+
+async def test_async_handlers_and_tool_results_pass_through() -> None:
+    """Async handlers are awaited and a returned ToolResult keeps its state and end_call."""
+    result = await _registry().call("mark_wrong_person", {}, {})
+    assert result.end_call and result.state == {"wrong_person": True}
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [({}, "'name' is a required property"), ({"name": 3}, "name: 3 is not of type 'string'"),
+     ({"name": "a", "x": 1}, "Additional properties"), (["a"], "must be a JSON object")],
+)
+async def test_bad_arguments_name_the_problem(args: object, fragment: str) -> None:
+    """Arguments that break the schema raise ToolArgumentError naming the field; the handler never runs."""
+    state: dict = {}
+    with pytest.raises(ToolArgumentError, match=None) as info:
+        await _registry().call("verify_caller_identity", args, state)
+    assert fragment in str(info.value) and state == {}
+
+
+async def test_unknown_tool_and_registration_rules() -> None:
+    """Unknown names, reserved names, duplicates and non-object schemas are refused."""
+    registry = _registry()
+    with pytest.raises(UnknownToolError):
+        await registry.call("transfer", {}, {})
+    for name, params in [("change_context", None), ("verify_caller_identity", None), ("x", {"type": "string"})]:
+        with pytest.raises(ValueError):
+            registry.tool(name, description="d", parameters=params)(lambda a, s: "")
+
+
+async def test_binding_reports_every_unknown_tool_at_once(clean_env: None) -> None:
+    """Binding the shipped config to a partial registry lists all missing tools and the nodes using them."""
+    config = await resolve_agent_config("reverse_mortgage")
+    with pytest.raises(UnknownToolsError) as info:
+        _registry().bind(config)
+    missing = info.value.missing
+    assert "verify_caller_identity" not in missing and "mark_wrong_person" not in missing
+    assert missing["search_knowledge"] == ["answer", "objections"]
+    assert len(missing) == 9
