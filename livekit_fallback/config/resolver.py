@@ -16,6 +16,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from . import metrics
 from .alarms import Alarms
@@ -40,6 +41,8 @@ _log = logging.getLogger("livekit_fallback")
 class _Entry:
     resolution: Resolution
     stored_at: float
+    healthy: tuple[str, ...] = ()
+    """Component keys served from the database (computed once; cache hits reuse it)."""
 
 
 @dataclass
@@ -149,8 +152,11 @@ class Resolver:
             else:
                 cache = "stale"
                 self._refresh_in_background(key)
-        resolution = entry.resolution if entry is not None and cache != "miss" else await self._shared_flight(key)
-        self._observe(resolution, cache, time.perf_counter() - started)
+        if entry is not None and cache != "miss":
+            resolution, healthy = entry.resolution, entry.healthy
+        else:
+            resolution, healthy = await self._shared_flight(key), None
+        self._observe(resolution, cache, time.perf_counter() - started, healthy)
         return resolution.config
 
     def status(self) -> Status:
@@ -206,7 +212,7 @@ class Resolver:
             breaker=self.breaker,
             deadline_seconds=self.deadline,
         )
-        self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic())
+        self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic(), _healthy(resolution.config))
         self._after_fresh(resolution)
         return resolution
 
@@ -234,11 +240,14 @@ class Resolver:
         except OSError as exc:
             self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {exc}")
 
-    def _observe(self, resolution: Resolution, cache: str, elapsed: float) -> None:
+    def _observe(
+        self, resolution: Resolution, cache: str, elapsed: float, healthy: tuple[str, ...] | None = None
+    ) -> None:
         config = resolution.config
         outcome = "degraded" if resolution.events else "healthy"
-        metrics.RESOLUTIONS.labels(config.platform, outcome, cache).inc()
-        metrics.RESOLUTION_SECONDS.labels(outcome).observe(elapsed)
+        counter, seconds = _resolution_metrics(config.platform, outcome, cache)
+        counter.inc()
+        seconds.observe(elapsed)
         if self.database is None:
             snap = next((e.used for e in resolution.events if e.used_source is Source.SNAPSHOT), None)
             date = snap.taken_at.date().isoformat() if snap and snap.taken_at else "unknown date"
@@ -247,8 +256,31 @@ class Resolver:
         for event in resolution.events:
             metrics.FALLBACKS.labels(event.component, config.platform, event.used_source.value,
                                      event.failure.reason.value).inc()
-        healthy = [k for k, p in config.provenance.items() if p.source is Source.DATABASE]
+        if healthy is None:
+            healthy = _healthy(config)
         self.alarms.resolution(config.vertical, config.platform, resolution.events, healthy)
+
+
+def _healthy(config: AgentConfig) -> tuple[str, ...]:
+    """Component keys of ``config`` served from the database."""
+    return tuple(k for k, p in config.provenance.items() if p.source is Source.DATABASE)
+
+
+_RESOLUTION_METRICS: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+
+
+def _resolution_metrics(platform: str, outcome: str, cache: str) -> tuple[Any, Any]:
+    """The labelled resolution counter and latency histogram, looked up once per label set.
+
+    ``labels()`` validates and locks on every call; the warm path runs it for
+    every resolution, so the children are kept (they live as long as the metric).
+    """
+    key = (platform, outcome, cache)
+    children = _RESOLUTION_METRICS.get(key)
+    if children is None:
+        children = (metrics.RESOLUTIONS.labels(platform, outcome, cache), metrics.RESOLUTION_SECONDS.labels(outcome))
+        _RESOLUTION_METRICS[key] = children
+    return children
 
 
 _default_resolvers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Resolver] = weakref.WeakKeyDictionary()
