@@ -38,3 +38,45 @@ async def test_queries_are_pinned(db_resolver: Resolver, seeded: SeededDatabase)
     )
     headers = {k.lower(): v for k, v in seeded.standin.requests[0].headers.items()}
     assert headers["apikey"] == seeded.key and headers["authorization"] == f"Bearer {seeded.key}"
+
+
+def _cli_json(seeded: SeededDatabase, tmp_path, *extra: str) -> tuple[dict, str, float]:  # noqa: ANN001
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "SUPABASE_URL": seeded.url, "SUPABASE_SERVICE_KEY": seeded.key,
+           "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "livekit_fallback.cli", "resolve", "--vertical", "reverse_mortgage", "--json", *extra],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr, time.perf_counter() - started
+
+
+def _sources(data: dict) -> set[tuple[str, str | None]]:
+    components = [data["theme"], *data["nodes"].values(), *data["models"].values()]
+    return {(c["source"], c["reason"]) for c in components}
+
+
+def test_cli_reads_everything_from_a_healthy_database(seeded: SeededDatabase, tmp_path) -> None:  # noqa: ANN001
+    """`resolve --json` against the database reports every component as database with a null reason."""
+    data, stderr, _ = _cli_json(seeded, tmp_path)
+    assert _sources(data) == {("database", None)}
+    assert data["models"]["llm"]["value"] == DB_MODELS["livekit"]["llm"] and data["degraded"] is False
+    assert "DATABASE FAILURE" not in stderr and seeded.key not in stderr
+
+
+def test_cli_returns_within_the_deadline_when_the_database_hangs(seeded: SeededDatabase, tmp_path) -> None:  # noqa: ANN001
+    """With every request hanging, `resolve` answers from the snapshot within its deadline and logs banners."""
+    from .support.postgrest import Hang
+
+    seeded.standin.set_fault("*", Hang())
+    data, stderr, _ = _cli_json(seeded, tmp_path, "--deadline", "0.5")
+    assert _sources(data) == {("snapshot", "timeout")}
+    assert data["elapsed_ms"] < 500 + 150
+    assert stderr.count("DATABASE FAILURE") == 13 and "DATABASE CONNECTION UNREACHABLE" in stderr
