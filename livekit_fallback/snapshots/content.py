@@ -1,0 +1,131 @@
+"""Canonical component content shared by pull, diff, check and seed.
+
+A component (the theme, one node, one model of one platform) can be held by a
+database row or a snapshot file in several equivalent shapes: ``tools`` or
+``functions``, legacy ``step_criteria``, a JSON string instead of an object,
+missing optional keys. Each is turned into one canonical shape here, keeping
+exactly what the resolver reads and nothing else, so two copies compare equal
+exactly when the resolver would build the same component from both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from ..config.graph import DEFAULT_NODE_NAMES, END_NODE
+from ..config.model import ModelKind, Platform
+
+__all__ = [
+    "KINDS",
+    "NODE_KEYS",
+    "PLATFORMS",
+    "PROSE_KEYS",
+    "THEME_KEYS",
+    "canonical_model",
+    "canonical_node",
+    "canonical_theme",
+    "component_keys",
+    "decode_object",
+    "node_order",
+]
+
+PLATFORMS: tuple[Platform, ...] = ("livekit", "signalwire")
+KINDS: tuple[ModelKind, ...] = ("stt", "llm", "tts")
+THEME_KEYS = ("identity", "output_rules", "conversational_flow", "tools", "guardrails")
+"""The structured theme's sections, in assembly (and file) order."""
+
+NODE_KEYS = ("role", "instructions", "valid_contexts", "tools", "functions", "step_criteria_lk", "step_criteria_sw")
+"""A canonical node's keys, in file order; ``functions`` only when it differs from ``tools``."""
+
+PROSE_KEYS = frozenset({*THEME_KEYS, "content", "role", "instructions"})
+"""Keys holding long prompt text, written as wrapped multi-line strings."""
+
+
+def decode_object(value: Any) -> Any:
+    """Return ``value`` decoded from JSON when it is a string holding JSON, else unchanged."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def canonical_theme(*, structured: Any = None, content: Any = None) -> dict[str, Any] | None:
+    """The theme as the resolver reads it: sections when structured, else legacy ``content``.
+
+    Sections come first in :data:`THEME_KEYS` order, unknown keys after them
+    (sorted) so validation can name them. Returns ``None`` when neither form is
+    present. A ``structured`` value that is not an object is returned under the
+    ``content_structured`` key so validation reports it.
+    """
+    if structured is not None:
+        data = decode_object(structured)
+        if not isinstance(data, Mapping):
+            return {"content_structured": data}
+        ordered = {key: data[key] for key in THEME_KEYS if key in data}
+        ordered.update({key: data[key] for key in sorted(data) if key not in THEME_KEYS})
+        return ordered
+    if content is not None:
+        return {"content": content}
+    return None
+
+
+def canonical_node(content: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's content as the resolver reads it on both platforms.
+
+    Mirrors :meth:`~livekit_fallback.config.model.Node.from_content`:
+    LiveKit reads ``tools`` (else ``functions``), SignalWire ``functions``
+    (else ``tools``), a null tool list is empty, empty criteria are ``""`` and
+    legacy ``step_criteria`` stands in for ``step_criteria_sw``. ``functions``
+    is kept only when the two platforms would see different tools. Keys the
+    resolver does not read are dropped.
+    """
+    out: dict[str, Any] = {}
+    for key in ("role", "instructions"):
+        if key in content:
+            out[key] = content[key]
+    out["valid_contexts"] = _listed(content.get("valid_contexts", []))
+    livekit = _tools(content, "tools", "functions")
+    signalwire = _tools(content, "functions", "tools")
+    out["tools"] = livekit
+    if signalwire != livekit:
+        out["functions"] = signalwire
+    out["step_criteria_lk"] = content.get("step_criteria_lk") or ""
+    out["step_criteria_sw"] = content.get("step_criteria_sw") or content.get("step_criteria") or ""
+    return out
+
+
+def canonical_model(value: Any, is_custom: Any = False) -> dict[str, Any]:
+    """A model choice as ``{"value": ..., "is_custom": bool}``."""
+    return {"value": value, "is_custom": bool(is_custom)}
+
+
+def component_keys(node_names: Iterable[str]) -> list[str]:
+    """Every component key across both platforms, in display order.
+
+    Keys are ``theme``, ``nodes.<name>`` and ``models.<platform>.<kind>``.
+    """
+    return ["theme", *(f"nodes.{n}" for n in node_names), *(f"models.{p}.{k}" for p in PLATFORMS for k in KINDS)]
+
+
+def node_order(names: Iterable[str], preferred: Sequence[str] = ()) -> list[str]:
+    """Order node names stably: ``preferred`` order, then the standard nodes, then the rest.
+
+    Unknown names are sorted alphabetically and ``end`` always comes last, so a
+    pull never reorders a file whose nodes did not change.
+    """
+    rank = {name: i for i, name in enumerate(dict.fromkeys([*preferred, *DEFAULT_NODE_NAMES]))}
+    ordered = sorted(set(names), key=lambda n: (n == END_NODE, rank.get(n, len(rank)), n))
+    return ordered
+
+
+def _listed(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _tools(content: Mapping[str, Any], own: str, other: str) -> Any:
+    tools = content.get(own, content.get(other, []))
+    return [] if tools is None else _listed(tools)

@@ -1,0 +1,201 @@
+"""Write a snapshot into the database as active rows, through the supabase client.
+
+For new projects, local development and demos. Seeding is planned per
+component first: ``create`` (the database has no usable active row), ``same``
+(it already holds this exact value: nothing is written) or ``conflict`` (it
+holds a different active value). Conflicts are refused unless forced, before
+anything is written, so a second run changes nothing. Model tables hold one
+active row globally, not per vertical: replacing a model affects every vertical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from supabase import AsyncClient
+
+from ..config.model import ModelChoice, ThemeSections
+from ..config.sources.supabase import MODEL_TABLES, THEME_TABLE
+from .content import component_keys, node_order
+from .read import DatabaseConfig, run_query
+
+__all__ = ["SEED_AUTHOR", "SeedStep", "apply_plan", "plan_seed"]
+
+SEED_AUTHOR = "livekit-fallback snapshot seed"
+"""``prompt_versions.created_by`` of the versions seed writes."""
+
+
+@dataclass(frozen=True)
+class SeedStep:
+    """What seeding does to one component.
+
+    Attributes:
+        key: Component key (``theme``, ``nodes.<name>``, ``models.<platform>.<kind>``).
+        action: ``create``, ``same`` or ``conflict``.
+        value: The snapshot's canonical value.
+        detail: Why, for ``conflict`` (what the database holds).
+    """
+
+    key: str
+    action: str
+    value: Any
+    detail: str = ""
+
+
+def plan_seed(snapshot_values: Mapping[str, Any], database: DatabaseConfig) -> list[SeedStep]:
+    """Decide, per component of the snapshot, whether seeding creates, skips or conflicts."""
+    names = node_order([k.split(".", 1)[1] for k in snapshot_values if k.startswith("nodes.")])
+    steps = []
+    for key in component_keys(names):
+        value, current = snapshot_values[key], database.value(key)
+        if current == value:
+            steps.append(SeedStep(key, "same", value))
+        elif current is None and not _occupied(key, database):
+            steps.append(SeedStep(key, "create", value))
+        else:
+            steps.append(SeedStep(key, "conflict", value, _conflict_detail(key, current, database)))
+    return steps
+
+
+async def apply_plan(
+    client: AsyncClient, steps: list[SeedStep], database: DatabaseConfig, *, key: str, summary: str
+) -> None:
+    """Write every ``create`` and ``conflict`` step (conflicts only when the caller forces them).
+
+    Args:
+        client: An open supabase client (see :func:`~.read.open_client`).
+        steps: The plan from :func:`plan_seed`.
+        database: What the database held when the plan was made.
+        key: The service key, redacted from error messages.
+        summary: ``prompt_versions.change_summary`` of new node versions.
+
+    Raises:
+        DatabaseReadError: A request failed; components written before it stay written.
+    """
+    writer = _Writer(client, database, key, summary)
+    for step in steps:
+        if step.action == "same":
+            continue
+        if step.key == "theme":
+            await writer.theme(step.value)
+        elif step.key.startswith("nodes."):
+            await writer.node(step.key.split(".", 1)[1], step.value)
+        else:
+            _, platform, kind = step.key.split(".")
+            await writer.model(platform, kind, step.value)
+
+
+def _occupied(key: str, database: DatabaseConfig) -> bool:
+    """True when the database has active rows for the component, even unusable ones."""
+    problem = database.problems.get(key, "")
+    return bool(problem) and not problem.startswith("no row in ")
+
+
+def _conflict_detail(key: str, current: Any, database: DatabaseConfig) -> str:
+    if current is None:
+        return f"database: {database.problems.get(key, 'unusable active row')}"
+    if key.startswith("models."):
+        return f"database has {current['value']!r} active (model tables are global: shared by every vertical)"
+    return "database has a different active value"
+
+
+class _Writer:
+    """The requests that write one component each (supabase client, PostgREST)."""
+
+    def __init__(self, client: AsyncClient, database: DatabaseConfig, key: str, summary: str) -> None:
+        self.client = client
+        self.database = database
+        self.key = key
+        self.summary = summary
+        self.now = datetime.now(timezone.utc).isoformat()
+
+    async def _run(self, builder: Any, location: str) -> list[Mapping[str, Any]]:
+        return await run_query(builder, location, self.key)
+
+    async def theme(self, theme: Mapping[str, Any]) -> None:
+        if "content" in theme:
+            row = {"content": theme["content"], "content_structured": None}
+        else:
+            row = {"content": ThemeSections.model_validate(dict(theme)).assemble(), "content_structured": dict(theme)}
+        row.update(is_active=True, updated_at=self.now)
+        vertical = self.database.vertical
+        table = self.client.table(THEME_TABLE)
+        updated = await self._run(table.update(row).eq("vertical", vertical), THEME_TABLE)
+        if not updated:
+            await self._run(self.client.table(THEME_TABLE).insert({"vertical": vertical, **row}), THEME_TABLE)
+
+    async def node(self, name: str, content: Mapping[str, Any]) -> None:
+        prompt_ids = self.database.prompt_ids.get(name, [])
+        if prompt_ids:
+            prompt_id, extra = prompt_ids[0], prompt_ids[1:]
+        else:
+            prompt_id, extra = await self._prompt_for(name), []
+        latest = await self._run(
+            self.client.table("prompt_versions").select("version_number").eq("prompt_id", prompt_id)
+            .order("version_number", desc=True).limit(1),
+            "prompt_versions",
+        )
+        number = int(latest[0]["version_number"]) + 1 if latest else 1
+        stored = {**content, "functions": content.get("functions", content.get("tools", []))}
+        version = {
+            "prompt_id": prompt_id, "version_number": number, "content": stored, "is_active": True,
+            "is_draft": False, "created_by": SEED_AUTHOR, "change_summary": self.summary,
+        }
+        (row,) = await self._run(self.client.table("prompt_versions").insert(version), "prompt_versions")
+        await self._run(
+            self.client.table("prompt_versions").update({"is_active": False})
+            .eq("prompt_id", prompt_id).eq("is_active", True).neq("id", row["id"]),
+            "prompt_versions",
+        )
+        await self._run(
+            self.client.table("prompts").update({"current_version": number, "is_active": True})
+            .eq("id", prompt_id),
+            "prompts",
+        )
+        if extra:
+            await self._run(self.client.table("prompts").update({"is_active": False}).in_("id", extra), "prompts")
+
+    async def _prompt_for(self, name: str) -> str:
+        vertical = self.database.vertical
+        found = await self._run(
+            self.client.table("prompts").select("id").eq("vertical", vertical).eq("node_name", name)
+            .eq("is_active", True).order("created_at", desc=True).limit(1),
+            "prompts",
+        )
+        if found:
+            return str(found[0]["id"])
+        prompt = {"name": f"{vertical}.{name}", "vertical": vertical, "node_name": name, "is_active": True}
+        (row,) = await self._run(self.client.table("prompts").insert(prompt), "prompts")
+        return str(row["id"])
+
+    async def model(self, platform: str, kind: str, entry: Mapping[str, Any]) -> None:
+        table, column = MODEL_TABLES[(platform, kind)]  # type: ignore[index]
+        value = entry["value"]
+        current = self.database.models.get((platform, kind))
+        if current is None or current["value"] != value:  # free the one active slot first
+            await self._run(self.client.table(table).update({"is_active": False}).eq("is_active", True), table)
+        flags: dict[str, Any] = {"is_active": True}
+        if table == "livekit_available_voices":
+            flags["is_custom"] = bool(entry.get("is_custom"))
+        existing = await self._run(self.client.table(table).select("id").eq(column, value).limit(1), table)
+        if existing:
+            await self._run(self.client.table(table).update(flags).eq("id", existing[0]["id"]), table)
+        else:
+            row = {**_catalogue_row(platform, kind, table, column, value), **flags}
+            await self._run(self.client.table(table).insert(row), table)
+
+
+def _catalogue_row(platform: str, kind: str, table: str, column: str, value: str) -> dict[str, Any]:
+    """The descriptive columns of a new catalogue row, derived from the full model string."""
+    choice = ModelChoice(kind=kind, platform=platform, value=value)  # type: ignore[arg-type]
+    row: dict[str, Any] = {column: value, "provider": choice.provider or None}
+    if table == "livekit_available_voices":
+        row.update(voice_name=choice.variant or choice.model, voice_id=choice.variant or "", model=choice.model)
+    elif table == "signalwire_available_voices":
+        row["voice_name"] = value.split(".", 1)[1].split(":", 1)[0]
+    else:
+        row["model_name"] = choice.model
+    return row
