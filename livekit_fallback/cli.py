@@ -48,12 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The command's stderr handler; marked so repeated ``main()`` calls add it once."""
+
+
 def _configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    root.addHandler(handler)
     root.setLevel(level.upper())
+    for handler in root.handlers:
+        if isinstance(handler, _CliHandler):
+            handler.setStream(sys.stderr)
+            return
+    handler = _CliHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
