@@ -1,0 +1,193 @@
+"""Render a benchmark :class:`~benchmarks.scenarios.Report` as Markdown, with ratios and target checks."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
+
+from .measure import Runs
+from .scenarios import (
+    BASELINE, COLD, DEADLINE, FRESH, HANG_FIRST, HANG_OPEN, HEALTHY_0, HEALTHY_20, OPEN_CACHED, OPEN_FRESH,
+    REFUSED, SCENARIOS, WARM, Report, Row,
+)
+
+ROUND_TRIP = 0.020
+"""The latency added per request in the +20 ms scenario."""
+
+
+def duration(seconds: float) -> str:
+    """A compact human duration: µs, ms, s or min."""
+    if seconds >= 600:
+        return f"{seconds / 60:.0f} min"
+    if seconds >= 100:
+        return f"{seconds:.0f} s"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 0.001:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def stall(seconds: float) -> str:
+    """A loop stall; below the 1 ms ticker's resolution it reads ``< 1 ms``."""
+    return "< 1 ms" if seconds < 0.001 else duration(seconds)
+
+
+def _ratio(value: float) -> str:
+    return f"{value:,.0f}×" if value >= 100 else f"{value:.1f}×"
+
+
+def _row_cells(row: Row) -> list[str]:
+    if row.derived is not None:
+        d = row.derived
+        return [row.scenario, row.reader, "derived ‡", f"{duration(d.wall)} ‡", "—", f"{d.requests} ‡",
+                f"{duration(d.wall)} ‡", f"{duration(d.wall)} ‡"]
+    runs = row.runs
+    assert runs is not None
+    per = f"{runs.requests_per_resolution:g}" + (" conn." if runs.counted == "connections" else "")
+    return [row.scenario, row.reader, str(runs.n), duration(runs.median), duration(runs.p99), per,
+            stall(runs.median_stall), stall(runs.worst_stall)]
+
+
+def header(report: Report) -> list[str]:
+    now = datetime.now(timezone.utc)
+    return [
+        f"Benchmark run {now:%Y-%m-%d %H:%M} UTC, {report.plan.name} mode, {report.seconds:.0f} s; "
+        f"Python {platform.python_version()}, supabase {version('supabase')}, httpx {version('httpx')}, "
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs.",
+        "Database: throwaway PostgreSQL behind the PostgREST stand-in, in a separate process, reached through "
+        "the tests' fault proxy on 127.0.0.1. Package deadline "
+        f"{DEADLINE:g} s.",
+    ]
+
+
+def table(report: Report) -> list[str]:
+    lines = ["| scenario | reader | runs | wall, median | wall, p99 | DB requests / resolution "
+             "| loop stall, median | loop stall, worst |",
+             "|---|---|--:|--:|--:|--:|--:|--:|"]
+    lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in ordered(report)]
+    return lines
+
+
+def ordered(report: Report) -> list[Row]:
+    """Rows grouped by scenario (in :data:`SCENARIOS` order), the baseline first in each."""
+    return sorted(report.rows, key=lambda r: (SCENARIOS.index(r.scenario), r.reader != BASELINE))
+
+
+def ratios(report: Report) -> list[str]:
+    lines = ["| scenario | baseline / package (median wall) |", "|---|---|"]
+    for row in ordered(report):
+        if row.reader != BASELINE:
+            continue
+        base = row.median
+        parts = [f"{r.reader.removeprefix('package, ')}: {_ratio(base / r.median)}"
+                 for r in report.rows if r.scenario == row.scenario and r.reader != BASELINE]
+        mark = " (baseline derived ‡)" if row.derived else ""
+        lines.append(f"| {row.scenario} | {'; '.join(parts)}{mark} |")
+    return lines
+
+
+def extras(report: Report) -> list[str]:
+    mem = report.peak_memory
+    return [
+        f"- Warm path (TTL hit, back to back): **{report.warm_rate:,.0f} resolutions/s** "
+        f"({1e6 / report.warm_rate:.1f} µs each).",
+        "- Peak Python heap of one resolution (tracemalloc; OpenSSL's own allocations are not counted): "
+        + "; ".join(f"{reader} = {value / 1024:,.0f} KiB" for reader, value in mem.items()) + ".",
+    ]
+
+
+@dataclass(frozen=True)
+class Target:
+    what: str
+    met: bool
+    value: str
+
+
+def _stall(runs: Runs) -> str:
+    text = f"worst {stall(runs.worst_stall)}, median {stall(runs.median_stall)}"
+    pause = runs.gc_pause_of_worst_stall
+    if pause >= 0.001 and pause >= runs.worst_stall / 2:
+        text += f" (the worst run included a {duration(pause)} garbage-collector pause)"
+    return text
+
+
+def targets(report: Report) -> list[Target]:
+    """The issue's targets, checked against the measurements."""
+
+    def runs(scenario: str, reader: str) -> Runs:
+        measured = report.row(scenario, reader).runs
+        assert measured is not None
+        return measured
+
+    base20 = report.row(HEALTHY_20, BASELINE).median
+    out: list[Target] = []
+    for reader in (COLD, FRESH):
+        row = runs(HEALTHY_20, reader)
+        out.append(Target(f"+20 ms, {reader}: >= 10x faster than the baseline", base20 / row.median >= 10,
+                          _ratio(base20 / row.median)))
+        out.append(Target(f"+20 ms, {reader}: median within 2 round trips ({duration(2 * ROUND_TRIP)})",
+                          row.median <= 2 * ROUND_TRIP, f"median {duration(row.median)}, p99 {duration(row.p99)}"))
+    refused = runs(REFUSED, COLD)
+    out.append(Target("refused: under 50 ms at p99", refused.p99 < 0.050, duration(refused.p99)))
+    first = runs(HANG_FIRST, COLD)
+    out.append(Target(f"hanging, first call: within the {DEADLINE:g} s deadline at p99", first.p99 <= DEADLINE,
+                      duration(first.p99)))
+    for reader in (OPEN_FRESH, OPEN_CACHED):
+        row = runs(HANG_OPEN, reader)
+        out.append(Target(f"hanging, breaker open, {reader}: under 5 ms at p99", row.p99 < 0.005, duration(row.p99)))
+    for each in ordered(report):
+        if each.runs is not None and each.reader != BASELINE:
+            out.append(Target(f"loop stall < 5 ms: {each.scenario}, {each.reader}", each.runs.worst_stall < 0.005,
+                              _stall(each.runs)))
+    out.append(Target("warm path: over 100,000 resolutions/s", report.warm_rate > 100_000,
+                      f"{report.warm_rate:,.0f}/s"))
+    return out
+
+
+def footnotes(report: Report) -> list[str]:
+    lines = [
+        "- Wall time is what the caller waits for one resolution. p99 is nearest-rank; with fewer than 100 "
+        "runs it is the maximum. DB requests counts the HTTP requests the stand-in received; \"conn.\" counts "
+        "TCP connections the hung proxy accepted (each carries one request that is never answered).",
+        "- Loop stall: the largest lateness of a 1 ms ticker task running on the same event loop during a "
+        "resolution, median and worst over the runs; \"< 1 ms\" is below what the ticker resolves. The worst "
+        "includes any garbage-collector pause that happened to fall inside a run.",
+        f"- {COLD}: a new `Resolver` per resolution (a worker's first call: new HTTP client, new connections). "
+        f"{FRESH}: one resolver, `fresh=True` (connections reused). {WARM}: one resolver, TTL cache hit. "
+        "The proxy adds latency to requests, not to TCP connects, and the stand-in speaks plain HTTP, so the "
+        "handshakes a cold call pays against a real remote database (TCP, TLS) are not in these figures.",
+        f"- Breaker open: one resolver whose first call timed out (breaker cool-down raised to 600 s so no "
+        f"probe lands inside the measurement). {OPEN_FRESH} skips the cache and reads the snapshot; "
+        f"{OPEN_CACHED} is an ordinary call served the degraded config from the cache.",
+    ]
+    for row in ordered(report):
+        if row.derived is None or row.scenario == HANG_OPEN:
+            continue
+        d = row.derived
+        capped = (f"the fault was lifted after {d.cap:g} s (cap) and the client's retry then succeeded"
+                  if d.cap is not None else "it ran to completion")
+        lines.append(
+            f"- ‡ Baseline, {row.scenario}: {d.how} = {duration(d.wall)} with the event loop blocked throughout. "
+            f"Measured: one request took {duration(d.measured_wall)} and stalled the loop for "
+            f"{duration(d.measured_stall)}; {capped}."
+        )
+    lines.append(f"- ‡ Baseline, {HANG_OPEN}: the original has no breaker, so every call waits as the first did.")
+    return lines
+
+
+def render(report: Report) -> str:
+    checks = targets(report)
+    lines = [*header(report), "", *table(report), "", *ratios(report), "", *extras(report), "",
+             "Targets (informational; never gates CI):", ""]
+    lines += [f"- {'met' if t.met else 'MISSED'}: {t.what}: {t.value}" for t in checks]
+    lines += ["", "Notes:", "", *footnotes(report)]
+    return "\n".join(lines) + "\n"
+
+
+def progress(message: str) -> None:
+    print(f"... {message}", file=sys.stderr, flush=True)
