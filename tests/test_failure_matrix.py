@@ -137,7 +137,10 @@ async def test_unreachable_database_degrades_everything_within_the_deadline(
     assert {r.component for r in banners} == set(ALL_KEYS)
     assert all("DATABASE CONNECTION UNREACHABLE" in r.getMessage() and fragment in r.getMessage() for r in banners)
     if reason is Reason.UNREACHABLE:
-        assert all(r.exc_info and r.exc_info[0] is not None for r in banners)
+        traced = [r for r in banners if r.exc_info and r.exc_info[0] is not None]
+        # one trace per failed request: theme, the node request, three model requests
+        assert len(traced) == 5 and len({id(r.exc_info[1]) for r in traced}) == 5
+        assert sum(r.component.startswith("nodes.") for r in traced) == 1
 
 
 def _two_active_prompts(db: SeededDatabase) -> None:

@@ -215,9 +215,12 @@ class Alarms:
             events: One per component served from a fallback.
             healthy: Component keys served from the database.
         """
+        if not events and not self._incidents and not self._outages:
+            return  # the common, healthy case: nothing to report or close
         now = self._clock()
+        traced: set[int] = set()
         for event in events:
-            self._fallback(event, now)
+            self._fallback(event, now, traced)
         for component in healthy:
             self._incidents.pop((vertical, platform, component), None)
         key = (vertical, platform)
@@ -240,14 +243,20 @@ class Alarms:
 
     def fallback(self, event: FallbackEvent) -> None:
         """Report one fallback on its own (no recovery tracking); see :meth:`resolution`."""
-        self._fallback(event, self._clock())
+        self._fallback(event, self._clock(), set())
 
-    def _fallback(self, event: FallbackEvent, now: float) -> None:
+    def _fallback(self, event: FallbackEvent, now: float, traced: set[int]) -> None:
         key = (event.vertical, event.platform, event.component)
         incident = self._incidents.get(key)
         if incident is None:
             self._incidents[key] = _Incident(now, event.now, now)
-            self._log.error(banner(event), exc_info=event.failure.exc, extra=fallback_extra(event))
+            exc = event.failure.exc
+            # One failed request can fail many components (all nine nodes share one);
+            # its trace is logged with the first banner only.
+            exc_info = exc if exc is not None and id(exc) not in traced else None
+            if exc is not None:
+                traced.add(id(exc))
+            self._log.error(banner(event), exc_info=exc_info, extra=fallback_extra(event))
             return
         incident.total += 1
         incident.since_line += 1

@@ -12,6 +12,8 @@ non-JSON body or a JSON object without raising.
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import warnings
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -70,15 +72,26 @@ class SupabaseSource:
         self._schema = schema
         self._client: AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
+        self._client_lock = asyncio.Lock()
 
     @property
     def url(self) -> str:
         """The project URL (never includes the key)."""
         return self._url
 
+    async def _ensure_client(self) -> AsyncClient:
+        """Build the client once, in a thread: loading the CA bundle takes tens of milliseconds."""
+        if self._client is None:
+            async with self._client_lock:
+                if self._client is None:
+                    await asyncio.to_thread(self._get_client)
+        assert self._client is not None
+        return self._client
+
     def _get_client(self) -> AsyncClient:
         if self._client is None:
             self._http = httpx.AsyncClient(
+                verify=_ssl_context(),
                 timeout=httpx.Timeout(self._timeout),
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
                 follow_redirects=True,
@@ -146,6 +159,7 @@ class SupabaseSource:
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Read every wanted component concurrently and validate each alone."""
+        await self._ensure_client()
         groups = self.queries(request)
         loop = asyncio.get_running_loop()
         tasks = {name: asyncio.ensure_future(factory()) for name, factory in groups.items()}
@@ -271,6 +285,12 @@ class SupabaseSource:
             message = errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) else str(exc)
             return Failure(Reason.INVALID_CONTENT, message, location)
         return Found(choice, read_at, location)
+
+
+@functools.lru_cache(maxsize=1)
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: every client reuses the loaded CA bundle."""
+    return httpx.create_ssl_context()
 
 
 def _rows(data: Any, location: str) -> list[Mapping[str, Any]]:
