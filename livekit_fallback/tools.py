@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import inspect
 import json
@@ -97,7 +98,8 @@ class ToolSpec:
         description: What the tool does, for the model.
         parameters: JSON schema (``type: object``) of the arguments.
         handler: ``handler(args, state)``, sync or async; returns ``str``,
-            a JSON-serialisable value, or a :class:`ToolResult`.
+            a JSON-serialisable value, or a :class:`ToolResult`. Sync handlers
+            run in a worker thread so a blocking one cannot stall the event loop.
     """
 
     name: str
@@ -219,9 +221,14 @@ class ToolRegistry:
         spec = self.get(name)
         args = spec.validate(arguments)
         before = copy.deepcopy(dict(state))
-        result = spec.handler(args, state)
-        if inspect.isawaitable(result):
-            result = await result
+        if inspect.iscoroutinefunction(spec.handler):
+            result = await spec.handler(args, state)
+        else:
+            # A blocking sync handler (a CRM call, a file read) must not stall every
+            # other call served by this event loop, so it runs in a worker thread.
+            result = await asyncio.to_thread(spec.handler, args, state)
+            if inspect.isawaitable(result):
+                result = await result
         changed = {k: v for k, v in state.items() if k not in before or before[k] != v}
         if isinstance(result, ToolResult):
             return ToolResult(result.response, {**changed, **result.state}, result.end_call)

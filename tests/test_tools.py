@@ -73,3 +73,33 @@ async def test_binding_reports_every_unknown_tool_at_once(clean_env: None) -> No
     assert "verify_caller_identity" not in missing and "mark_wrong_person" not in missing
     assert missing["search_knowledge"] == ["answer", "objections"]
     assert len(missing) == 9
+
+
+async def test_blocking_sync_tool_does_not_stall_the_event_loop() -> None:
+    """A sync handler that blocks runs in a worker thread while the event loop keeps serving."""
+    import asyncio
+    import time
+
+    registry = ToolRegistry()
+
+    @registry.tool(description="Slow CRM lookup.")
+    def slow_lookup(args, state):  # noqa: ANN001, ANN202
+        time.sleep(0.3)
+        state["looked_up"] = True
+        return "found"
+
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    try:
+        result = await registry.call("slow_lookup", {}, {})
+    finally:
+        task.cancel()
+    assert result == ToolResult("found", {"looked_up": True})
+    assert ticks >= 10
