@@ -219,6 +219,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
         state["appointment_booked"] = True
         return ToolResult(f"Booked for {_spoken(args['slot'])}; the broker will call {args['phone']}.")
 
+    @registry.tool(description="Record that the caller decided not to book an appointment for now.")
+    def mark_booking_declined(args: dict[str, Any], state: State) -> str:
+        state["booking_declined"] = True
+        return "Recorded: no appointment for now. Thank them and move on to goodbye."
+
     @registry.tool(
         description="Record that the person on the line is not the expected homeowner.",
         parameters={"type": "object", "properties": {"note": string}},

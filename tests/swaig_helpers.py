@@ -152,6 +152,11 @@ def build_registry() -> ToolRegistry:
         state["appointment_booked"] = True
         return f"Booked {args['slot']} by {args.get('meeting', 'phone')}."
 
+    @tool(description="Record that the caller declined to book for now.", parameters=_obj({}, []))
+    def mark_booking_declined(args: dict[str, Any], state: dict[str, Any]) -> str:
+        state["booking_declined"] = True
+        return "Recorded."
+
     return registry
 
 

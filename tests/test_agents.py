@@ -246,7 +246,7 @@ async def test_unknown_tool_names_are_reported_at_once(config) -> None:
     with pytest.raises(UnknownToolsError) as caught:
         build_node_agents(config, tools=registry)
     expected = {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}
-    assert set(caught.value.missing) == expected and len(expected) == 10
+    assert set(caught.value.missing) == expected and len(expected) == 11
     assert caught.value.missing["search_knowledge"] == ["answer", "objections"]
 
 

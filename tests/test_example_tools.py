@@ -11,10 +11,10 @@ TODAY = "2025-11-21"  # a Friday
 
 
 async def test_registry_covers_every_tool_the_snapshot_names() -> None:
-    """All eleven tool names in the snapshot bind; nothing is missing."""
+    """All twelve tool names in the snapshot bind; nothing is missing."""
     registry = example_registry()
     bound = registry.bind(await snapshot_config())
-    assert len(registry) == 11
+    assert len(registry) == 12
     assert {spec.name for specs in bound.values() for spec in specs} == {spec.name for spec in registry}
 
 
@@ -61,5 +61,5 @@ def test_tools_module_imports_without_livekit() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == "11"
+    assert done.stdout.strip() == "12"
     assert load_example("reverse_mortgage_tools").FAQ_PATH.is_file()

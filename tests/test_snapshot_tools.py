@@ -289,7 +289,7 @@ def test_check_names_a_dangling_target_and_a_bad_criteria_expression(clean_env: 
     directory = _snapshot_copy(tmp_path, {
         "target": ('valid_contexts = ["verify", "answer", "quote", "goodbye"]',
                    'valid_contexts = ["verify", "answer", "quote", "goodbye", "nowhere"]'),
-        "criteria": ('step_criteria_lk = "verified == True"', 'step_criteria_lk = "verified = True"'),
+        "criteria": ('step_criteria_lk = "verified == True or verify_attempts >= 2"', 'step_criteria_lk = "verified = True"'),
     })
     path = directory / f"{VERTICAL}.toml"
     code, stdout, _ = run_cli(capsys, "snapshot", "check", str(directory))
@@ -489,7 +489,7 @@ def test_seed_refuses_different_active_rows_unless_forced(db_env: SeededDatabase
 
 def test_seed_refuses_an_invalid_snapshot(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
     """A snapshot that fails check is never written to the database."""
-    directory = _snapshot_copy(tmp_path, {"criteria": ('step_criteria_lk = "verified == True"',
+    directory = _snapshot_copy(tmp_path, {"criteria": ('step_criteria_lk = "verified == True or verify_attempts >= 2"',
                                                        'step_criteria_lk = "__import__(\'os\')"')})
     db_env.standin.clear_requests()
     code, _, stderr = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL, "--snapshot-dir", str(directory),

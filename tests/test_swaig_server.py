@@ -414,17 +414,17 @@ async def test_cli_serve_refuses_without_credentials() -> None:
 async def test_config_naming_unimplemented_tool_still_serves_swml(tmp_path: Path, caplog) -> None:
     """A config naming a tool the server lacks gets valid SWML without it, and an ERROR naming the tool."""
     snapshot = (REPO_ROOT / "snapshots" / "reverse_mortgage.toml").read_text()
-    marker = 'tools = ["check_broker_availability", "book_appointment"]'
+    marker = 'tools = ["check_broker_availability", "book_appointment", "mark_booking_declined"]'
     assert marker in snapshot
     (tmp_path / "reverse_mortgage.toml").write_text(
-        snapshot.replace(marker, 'tools = ["check_broker_availability", "book_appointment", "transfer_to_human"]')
+        snapshot.replace(marker, marker[:-1] + ', "transfer_to_human"]')
     )
     async with Resolver(snapshots=SnapshotSource([tmp_path])) as resolver, serving(resolver, build_registry()) as srv:
         status, text, _ = await srv.get("/swml")
     doc = json.loads(text)
     assert status == 200 and swml_errors(doc) == []
     assert ai_verb(doc)["prompt"]["contexts"]["book"]["steps"][0]["functions"] == [
-        "check_broker_availability", "book_appointment"
+        "check_broker_availability", "book_appointment", "mark_booking_declined"
     ]
     assert "does not implement: ['transfer_to_human']" in caplog.text
 

@@ -137,7 +137,7 @@ async def test_swaig_functions_come_from_the_registry(config, registry) -> None:
     assert swaig["defaults"] == {"web_hook_url": WEBHOOK}
     names = [f["function"] for f in swaig["functions"]]
     assert names == config_tool_names(config)
-    assert len(names) == len(set(names)) == 11
+    assert len(names) == len(set(names)) == 12
     assert not {"next_step", "change_context", "gather_submit"} & set(names)
     book = next(f for f in swaig["functions"] if f["function"] == "book_appointment")
     assert book["description"] == registry.get("book_appointment").description

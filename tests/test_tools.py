@@ -72,7 +72,7 @@ async def test_binding_reports_every_unknown_tool_at_once(clean_env: None) -> No
     missing = info.value.missing
     assert "verify_caller_identity" not in missing and "mark_wrong_person" not in missing
     assert missing["search_knowledge"] == ["answer", "objections"]
-    assert len(missing) == 9
+    assert len(missing) == 10
 
 
 async def test_blocking_sync_tool_does_not_stall_the_event_loop() -> None:
