@@ -73,6 +73,8 @@ class FallbackEvent:
             return f"snapshot taken {date}"
         if taken is None:
             return f"{_SOURCE_LABEL[self.used_source]} copy of unknown age"
+        if taken.tzinfo is None:
+            taken = taken.replace(tzinfo=timezone.utc)
         return f"{_SOURCE_LABEL[self.used_source]} copy read {_age(self.now - taken)} ago ({_stamp(taken)})"
 
     @property
@@ -150,7 +152,7 @@ def fallback_extra(event: FallbackEvent) -> dict[str, Any]:
 
 
 def _age(delta: Any) -> str:
-    seconds = max(0, int(delta.total_seconds()))
+    seconds = max(0, int(delta.total_seconds())) if hasattr(delta, "total_seconds") else 0
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:
@@ -169,6 +171,7 @@ class _Incident:
     started: float
     started_wall: datetime
     last_line: float
+    reason: Reason
     since_line: int = 0
     total: int = 1
 
@@ -204,7 +207,7 @@ class Alarms:
         self._snapshot_mode_reported: set[tuple[str, str]] = set()
         self._incidents: dict[tuple[str, str, str], _Incident] = {}
         self._outages: dict[tuple[str, str], _Outage] = {}
-        self._problems_reported: set[tuple[str, str]] = set()
+        self._problems_reported: dict[tuple[str, str], float] = {}
 
     def resolution(self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]) -> None:
         """Account for one returned resolution.
@@ -248,8 +251,10 @@ class Alarms:
     def _fallback(self, event: FallbackEvent, now: float, traced: set[int]) -> None:
         key = (event.vertical, event.platform, event.component)
         incident = self._incidents.get(key)
+        if incident is not None and not _same_problem(incident.reason, event.failure.reason):
+            incident = None  # a different problem with the same component gets its own banner
         if incident is None:
-            self._incidents[key] = _Incident(now, event.now, now)
+            self._incidents[key] = _Incident(now, event.now, now, event.failure.reason)
             exc = event.failure.exc
             # One failed request can fail many components (all nine nodes share one);
             # its trace is logged with the first banner only.
@@ -275,10 +280,14 @@ class Alarms:
         incident.since_line = 0
 
     def cache_problem(self, path: str, detail: str) -> None:
-        """Log, once per distinct problem, that a last-known-good file was skipped."""
-        if (path, detail) in self._problems_reported:
+        """Log that a last-known-good file was skipped or not written: once per problem per interval."""
+        now = self._clock()
+        last = self._problems_reported.get((path, detail))
+        if last is not None and now - last < self.repeat_interval:
             return
-        self._problems_reported.add((path, detail))
+        if len(self._problems_reported) > 1000:
+            self._problems_reported.clear()
+        self._problems_reported[(path, detail)] = now
         self._log.error(
             "LAST-KNOWN-GOOD CACHE SKIPPED: %s. Falling back to the snapshot for components the database "
             "cannot supply. Action: delete or fix the file; it is rewritten after the next successful read.",
@@ -303,6 +312,11 @@ class Alarms:
             copy,
             extra={"event": "snapshot_mode", "vertical": vertical, "platform": platform},
         )
+
+
+def _same_problem(before: Reason, now: Reason) -> bool:
+    """Reasons that belong to one outage (refused, then timing out, then breaker open) count as one."""
+    return before is now or (before.is_connection_level and now.is_connection_level)
 
 
 def _title(event: FallbackEvent) -> str:

@@ -17,6 +17,7 @@ from .alarms import FallbackEvent
 from .breaker import CircuitBreaker
 from .model import AgentConfig, Models, Platform, Provenance, Reason, Source, component_keys
 from .sources.base import ConfigSource, FetchRequest, Failure, Found, Outcome, format_exception
+from .sources.supabase import location_of
 
 __all__ = ["ConfigUnavailableError", "Resolution", "run_pipeline"]
 
@@ -83,13 +84,16 @@ async def run_pipeline(
         skipped = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
         failures = {key: [skipped] for key in pending}
     elif breaker is not None and not breaker.allow():
-        skipped = Failure(Reason.CIRCUIT_OPEN, breaker.describe(), "database")
-        failures = {key: [skipped] for key in pending}
+        failures = {
+            key: [Failure(Reason.CIRCUIT_OPEN, breaker.describe(), location_of(key, platform))] for key in pending
+        }
     else:
         budget_end = deadline - LOCAL_RESERVE * deadline_seconds
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
         try:
-            outcomes = await _fetch(database, request, timeout=max(0.0, budget_end - loop.time()) + 0.02)
+            # The source returns by budget_end itself; the outer timeout is only a backstop.
+            slack = max(0.05, 0.1 * deadline_seconds)
+            outcomes = await _fetch(database, request, timeout=max(0.0, budget_end - loop.time()) + slack)
         except BaseException:
             if breaker is not None:
                 breaker.release_probe()
@@ -114,10 +118,10 @@ async def _fetch(source: ConfigSource, request: FetchRequest, timeout: float | N
     try:
         return await asyncio.wait_for(source.fetch(request), timeout)
     except asyncio.TimeoutError:
-        failure = Failure(Reason.TIMEOUT, f"{source.source.value} source did not return within the deadline", "?")
-    except Exception as exc:  # a source must never take the caller down
-        failure = Failure(Reason.BAD_RESPONSE, format_exception(exc), source.source.value, exc)
-    return {key: failure for key in request.keys}
+        reason, detail, exc = Reason.TIMEOUT, f"{source.source.value} source did not return within the deadline", None
+    except Exception as exc_:  # a source must never take the caller down
+        reason, detail, exc = Reason.BAD_RESPONSE, format_exception(exc_), exc_
+    return {key: Failure(reason, detail, location_of(key, request.platform), exc) for key in request.keys}
 
 
 def _absorb(

@@ -23,7 +23,7 @@ from .alarms import Alarms
 from .breaker import BreakerState, CircuitBreaker
 from .model import AgentConfig, Platform, Source
 from .pipeline import ConfigUnavailableError, Resolution, run_pipeline
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .sources.base import ConfigSource
 from .sources.last_known_good import LastKnownGoodCache
 from .sources.snapshot import SnapshotSource
@@ -61,6 +61,8 @@ class Resolver:
         last_known_good: The on-disk last-known-good cache, or ``None`` for none.
         deadline: Seconds a fresh resolution may take in total.
         ttl: Seconds a resolved config is reused in-process (0 disables reuse).
+        stale_for: Seconds past the TTL a healthy config may still be returned at
+            once while a background refresh runs; older entries are read again first.
         breaker: The database circuit breaker (a default one when a database is set).
         alarms: Where fallbacks are reported.
     """
@@ -73,6 +75,7 @@ class Resolver:
         last_known_good: LastKnownGoodCache | None = None,
         deadline: float = 1.0,
         ttl: float = 5.0,
+        stale_for: float = 60.0,
         breaker: CircuitBreaker | None = None,
         alarms: Alarms | None = None,
     ) -> None:
@@ -81,6 +84,7 @@ class Resolver:
         self.last_known_good = last_known_good
         self.deadline = deadline
         self.ttl = ttl
+        self.stale_for = stale_for
         self.breaker = breaker if breaker is not None else (CircuitBreaker() if database is not None else None)
         self.alarms = alarms or Alarms()
         if last_known_good is not None and last_known_good.on_problem is None:
@@ -109,8 +113,11 @@ class Resolver:
         """Finish pending cache writes, stop refreshes and release connections."""
         if self._background:
             await asyncio.wait(self._background, timeout=5.0)
-        for task in (*self._background, *self._inflight.values()):
+        pending = (*self._background, *self._inflight.values())
+        for task in pending:
             task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         close = getattr(self.database, "aclose", None)
         if close is not None:
             await close()
@@ -149,7 +156,7 @@ class Resolver:
                     cache = "hit"
             elif age < self.ttl:
                 cache = "hit"
-            else:
+            elif self.ttl > 0 and age < self.ttl + self.stale_for:
                 cache = "stale"
                 self._refresh_in_background(key)
         if entry is not None and cache != "miss":
@@ -238,7 +245,8 @@ class Resolver:
         try:
             await self.last_known_good.store(config)
         except OSError as exc:
-            self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {exc}")
+            reason = exc.strerror or type(exc).__name__  # stable text: no temp-file names
+            self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {reason}")
 
     def _observe(
         self, resolution: Resolution, cache: str, elapsed: float, healthy: tuple[str, ...] | None = None
@@ -294,7 +302,15 @@ def default_resolver() -> Resolver:
     loop = asyncio.get_running_loop()
     resolver = _default_resolvers.get(loop)
     if resolver is None:
-        resolver = Resolver.from_settings()
+        try:
+            resolver = Resolver.from_settings()
+        except SettingsError as exc:
+            # A typo in an environment variable must not stop calls being answered.
+            _log.error(
+                "INVALID SETTINGS: %s. Serving every call from the snapshots (no database) until fixed.", exc,
+                extra={"event": "invalid_settings", "reason": str(exc)},
+            )
+            resolver = Resolver()
         _default_resolvers[loop] = resolver
     return resolver
 

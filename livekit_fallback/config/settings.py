@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError"]
 
@@ -42,7 +43,7 @@ class Settings:
     ttl: float = DEFAULT_TTL
 
     def __post_init__(self) -> None:
-        if self.supabase_url and not re.match(r"^https?://[^/\s]+", self.supabase_url):
+        if self.supabase_url and not _valid_url(self.supabase_url):
             raise SettingsError("SUPABASE_URL must start with http:// or https:// and name a host")
         if bool(self.supabase_url) != bool(self.supabase_key):
             missing = "SUPABASE_SERVICE_KEY (or SUPABASE_KEY)" if self.supabase_url else "SUPABASE_URL"
@@ -93,3 +94,14 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         return float(text)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, got {text!r}") from None
+
+
+def _valid_url(url: str) -> bool:
+    if not re.match(r"^https?://[^/\s]+", url):
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return False
+    return bool(parts.hostname)

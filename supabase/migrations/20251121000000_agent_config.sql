@@ -72,6 +72,9 @@ as $$
 $$;
 
 -- Model catalogues. At most one active row per table (partial unique index).
+-- On an existing project that already has two active rows in a table, creating
+-- the index fails: deactivate all but one first (the resolver reports such a
+-- table as invalid content and falls back until then).
 
 create table if not exists public.livekit_available_stt_models (
     id            uuid primary key default gen_random_uuid(),
@@ -158,3 +161,19 @@ create table if not exists public.signalwire_available_voices (
 );
 create unique index if not exists signalwire_available_voices_one_active
     on public.signalwire_available_voices (is_active) where is_active;
+
+-- Row level security. Agent configuration is read with the service key, which
+-- bypasses RLS; with RLS on and no policies, the public anon key can neither
+-- read nor rewrite prompts and model choices. To let another role read them,
+-- add a policy deliberately, e.g.:
+--   create policy "agents read themes" on public.theme_prompts
+--       for select to authenticated using (true);
+alter table public.theme_prompts enable row level security;
+alter table public.prompts enable row level security;
+alter table public.prompt_versions enable row level security;
+alter table public.livekit_available_stt_models enable row level security;
+alter table public.livekit_available_llm_models enable row level security;
+alter table public.livekit_available_voices enable row level security;
+alter table public.signalwire_available_llm_models enable row level security;
+alter table public.signalwire_available_stt_models enable row level security;
+alter table public.signalwire_available_voices enable row level security;

@@ -9,7 +9,7 @@ from typing import Protocol, Union, runtime_checkable
 
 from ..model import ModelChoice, Node, Platform, Reason, Source, Theme
 
-__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception"]
+__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception", "redact_exception"]
 
 ComponentValue = Union[Theme, Node, ModelChoice]
 
@@ -99,3 +99,42 @@ def format_exception(exc: BaseException, secrets: Sequence[str] = ()) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
+
+
+_REDACTED_ATTRIBUTES = ("message", "details", "hint", "_raw_error")
+
+
+def redact_exception(exc: BaseException, secrets: Sequence[str]) -> BaseException:
+    """Remove secrets from an exception (and its causes) in place, before it is logged.
+
+    A server error page can echo request headers, so an ``APIError`` may carry
+    the key in its message or details; the trace logged with a banner must not.
+    """
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return exc
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.args = tuple(_scrub(arg, secrets) for arg in current.args)
+        for name in _REDACTED_ATTRIBUTES:
+            if hasattr(current, name):
+                try:
+                    setattr(current, name, _scrub(getattr(current, name), secrets))
+                except AttributeError:
+                    pass
+        current = current.__cause__ or current.__context__
+    return exc
+
+
+def _scrub(value: object, secrets: Sequence[str]) -> object:
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_scrub(v, secrets) for v in value)
+    return value

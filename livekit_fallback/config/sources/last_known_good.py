@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -65,12 +66,22 @@ class LastKnownGoodCache:
         self._write_lock = asyncio.Lock()
 
     def path(self, vertical: str, platform: str) -> Path:
-        """The cache file of one vertical and platform."""
+        """The cache file of one vertical and platform.
+
+        Raises:
+            ValueError: The vertical is not a plain name (it becomes part of a file name).
+        """
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", vertical):
+            raise ValueError(f"vertical {vertical!r} is not a valid name")
         return self.directory / f"{vertical}.{platform}.json"
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Serve each wanted component from the file, validated again against today's node set."""
-        path = self.path(request.vertical, request.platform)
+        try:
+            path = self.path(request.vertical, request.platform)
+        except ValueError as exc:
+            failure = Failure(Reason.MISSING_ROW, str(exc), str(self.directory))
+            return {key: failure for key in request.keys}
         try:
             components = self._read(path)
         except FileNotFoundError:
@@ -90,6 +101,8 @@ class LastKnownGoodCache:
             try:
                 value = _component(key, entry["value"], request)
                 read_at = datetime.fromisoformat(entry["read_at"])
+                if read_at.tzinfo is None:  # written by hand or another tool: read as UTC
+                    read_at = read_at.replace(tzinfo=timezone.utc)
             except (InvalidContent, ValidationError, KeyError, TypeError, ValueError) as exc:
                 outcomes[key] = Failure(Reason.INVALID_CONTENT, f"last-known-good {key}: {exc}", str(path))
                 continue

@@ -24,9 +24,9 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
 from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
-from .base import FetchRequest, Failure, Found, Outcome, format_exception
+from .base import FetchRequest, Failure, Found, Outcome, format_exception, redact_exception
 
-__all__ = ["MODEL_TABLES", "NODE_TABLES", "THEME_TABLE", "SupabaseSource"]
+__all__ = ["MODEL_TABLES", "NODE_TABLES", "THEME_TABLE", "SupabaseSource", "location_of"]
 
 THEME_TABLE = "theme_prompts"
 NODE_VIEW = "active_node_prompts"
@@ -94,7 +94,9 @@ class SupabaseSource:
                 verify=_ssl_context(),
                 timeout=httpx.Timeout(self._timeout),
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-                follow_redirects=True,
+                # Never follow redirects: httpx drops Authorization on a cross-origin
+                # redirect but would still send the apiKey header (the key) along.
+                follow_redirects=False,
             )
             options = AsyncClientOptions(
                 schema=self._schema,
@@ -164,8 +166,13 @@ class SupabaseSource:
         loop = asyncio.get_running_loop()
         tasks = {name: asyncio.ensure_future(factory()) for name, factory in groups.items()}
         timeout = max(0.0, request.deadline - loop.time())
-        if tasks:
-            await asyncio.wait(tasks.values(), timeout=timeout)
+        try:
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=timeout)
+        except BaseException:  # cancelled: never leave requests running behind us
+            for task in tasks.values():
+                task.cancel()
+            raise
         read_at = datetime.now(timezone.utc)
         outcomes: dict[str, Outcome] = {}
         for name, task in tasks.items():
@@ -182,6 +189,7 @@ class SupabaseSource:
                 continue
             exc = task.exception()
             if exc is not None:
+                redact_exception(exc, [self._key])
                 failure = Failure(_classify(exc), format_exception(exc, [self._key]), location, exc)
                 outcomes.update({key: failure for key in keys})
                 continue
@@ -200,7 +208,7 @@ class SupabaseSource:
         location: str,
     ) -> dict[str, Outcome]:
         try:
-            rows = _rows(getattr(response, "data", response), location)
+            rows = _rows(getattr(response, "data", response), location, [self._key])
         except _BadResponse as exc:
             return {key: Failure(Reason.BAD_RESPONSE, str(exc), location) for key in keys}
         if group == "theme":
@@ -293,9 +301,11 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _rows(data: Any, location: str) -> list[Mapping[str, Any]]:
+def _rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
     if isinstance(data, str):
         preview = data[:60].replace("\n", " ")
+        for secret in secrets:
+            preview = preview.replace(secret, "***")
         raise _BadResponse(f"{location} answered with a non-JSON body: {preview!r}")
     if not isinstance(data, list):
         raise _BadResponse(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
@@ -332,6 +342,15 @@ def _keys_of_group(group: str, keys: Sequence[str]) -> list[str]:
     if group == "nodes":
         return [k for k in keys if k.startswith("nodes.")]
     return [group]
+
+
+def location_of(key: str, platform: Platform) -> str:
+    """The table(s) a component key is read from, for banners and provenance."""
+    if key == "theme":
+        return THEME_TABLE
+    if key.startswith("nodes."):
+        return NODE_TABLES
+    return MODEL_TABLES[(platform, key.split(".", 1)[1])][0]  # type: ignore[index]
 
 
 def _location_of_group(group: str, platform: Platform) -> str:
