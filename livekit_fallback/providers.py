@@ -244,7 +244,7 @@ def _build(
     if config.platform != "livekit":
         raise ValueError(f"config is for {config.platform}, not livekit")
     choice: ModelChoice = getattr(config.models, kind)
-    found = _snapshot_choice(config.vertical, kind, snapshots or SnapshotSource())
+    found = _snapshot_choice(config.vertical, kind, snapshots or _env_snapshots(env))
     backup: ModelChoice | None = found.value if found and found.value != choice else None  # type: ignore[assignment]
     try:
         primary = build_model(choice, env=env)
@@ -299,3 +299,9 @@ def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoi
             )
 
     adapter.on(f"{kind}_availability_changed", changed)
+
+
+def _env_snapshots(env: Mapping[str, str] | None) -> SnapshotSource:
+    """The snapshot source the resolver uses: ``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` first, then the shipped files."""
+    directory = (os.environ if env is None else env).get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+    return SnapshotSource([directory] if directory else [])

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
+from concurrent.futures import ThreadPoolExecutor
 import inspect
 import json
 import re
@@ -220,13 +222,14 @@ class ToolRegistry:
         """
         spec = self.get(name)
         args = spec.validate(arguments)
-        before = copy.deepcopy(dict(state))
+        before = _snapshot_state(state)
         if inspect.iscoroutinefunction(spec.handler):
             result = await spec.handler(args, state)
         else:
             # A blocking sync handler (a CRM call, a file read) must not stall every
             # other call served by this event loop, so it runs in a worker thread.
-            result = await asyncio.to_thread(spec.handler, args, state)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(_tool_executor(), functools.partial(spec.handler, args, state))
             if inspect.isawaitable(result):
                 result = await result
         changed = {k: v for k, v in state.items() if k not in before or before[k] != v}
@@ -235,3 +238,24 @@ class ToolRegistry:
         if isinstance(result, str):
             return ToolResult(result, changed)
         return ToolResult(json.dumps(result, default=str), changed)
+
+
+TOOL_THREADS = 32
+"""Worker threads for sync tool handlers, separate from the event loop's default pool."""
+
+
+@functools.lru_cache(maxsize=1)
+def _tool_executor() -> ThreadPoolExecutor:
+    """A pool of its own, so hung tools cannot starve cache writes or client builds."""
+    return ThreadPoolExecutor(max_workers=TOOL_THREADS, thread_name_prefix="livekit-fallback-tool")
+
+
+def _snapshot_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the call state to diff against; per key, deep where possible."""
+    before: dict[str, Any] = {}
+    for key, value in state.items():
+        try:
+            before[key] = copy.deepcopy(value)
+        except Exception:  # locks, sockets, clients: compare by identity instead
+            before[key] = value
+    return before

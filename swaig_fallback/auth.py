@@ -57,7 +57,7 @@ class Credentials:
             return False
         try:
             decoded = base64.b64decode(token.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII header text
             return False
         user, sep, password = decoded.partition(":")
         user_ok = hmac.compare_digest(user.encode(), self.username.encode())

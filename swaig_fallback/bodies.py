@@ -60,9 +60,16 @@ async def read_json(request: web.Request, *, limit: int, required: bool) -> Any:
             raise BadBody(400, "request body is empty; expected a JSON object")
         return None
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError):
         raise BadBody(400, "request body is not valid JSON") from None
+    except RecursionError:
+        raise BadBody(400, "request body is nested too deeply") from None
+
+
+def _reject_constant(name: str) -> None:
+    """NaN and Infinity are not JSON; echoing them back would break SignalWire's parser."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def error_middleware(max_body: int) -> Callable[..., Awaitable[web.StreamResponse]]:

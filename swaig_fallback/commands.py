@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -46,6 +47,10 @@ def load_registry(target: str) -> ToolRegistry:
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
         raise ToolsImportError(f"--tools must look like package.module:attribute, got {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # Console scripts do not put the working directory on the path; `--tools
+        # examples.x:y` run from a project checkout should still import.
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

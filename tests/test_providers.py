@@ -180,3 +180,30 @@ def test_plugins_are_registered_at_import_so_worker_threads_can_build() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "plugin"
+
+
+def test_snapshot_backup_comes_from_the_users_snapshot_directory(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """build_llm's runtime backup is the model of the snapshot the resolver uses (LIVEKIT_FALLBACK_SNAPSHOT_DIR)."""
+    import asyncio
+
+    from livekit.agents import llm as lk_llm
+
+    from livekit_fallback import Resolver, SnapshotSource
+    from livekit_fallback.config.sources.snapshot import default_snapshot_dir
+    from livekit_fallback.providers import build_llm
+
+    text = (default_snapshot_dir() / "reverse_mortgage.toml").read_text(encoding="utf-8")
+    (tmp_path / "reverse_mortgage.toml").write_text(text.replace('llm = "openai/gpt-5"', 'llm = "openai/gpt-4.1-mini"'))
+    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "SUPABASE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LIVEKIT_FALLBACK_SNAPSHOT_DIR", str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+
+    async def resolve():  # noqa: ANN202
+        async with Resolver(snapshots=SnapshotSource()) as resolver:  # the shipped snapshot: gpt-5
+            return await resolver.resolve("reverse_mortgage")
+
+    config = asyncio.run(resolve())
+    built = build_llm(config)
+    assert isinstance(built, lk_llm.FallbackAdapter)
+    assert [child.model for child in built._llm_instances] == ["gpt-5", "gpt-4.1-mini"]

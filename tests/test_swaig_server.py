@@ -467,3 +467,21 @@ async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolve
     assert "DATABASE CONNECTION UNREACHABLE" in caplog.text
     assert recovered_headers["X-Config-Degraded"] == "0"
     assert ai_verb(json.loads(recovered_text))["params"]["ai_model"] == "gpt-4.1-nano"
+
+
+@pytest.mark.parametrize(
+    ("data", "headers", "status", "message"),
+    [
+        (b"{}", {"Authorization": "Basic \u00e9"}, 401, "authentication required"),
+        (b"[" * 2000 + b"]" * 2000, {}, 400, "request body is nested too deeply"),
+        (b'{"function": "mark_objection_handled", "global_data": {"x": NaN}}', {}, 400,
+         "request body is not valid JSON"),
+    ],
+)
+async def test_odd_bodies_and_headers_get_4xx_not_500(server: Server, data: bytes, headers: dict, status: int,
+                                                       message: str) -> None:
+    """Non-ASCII auth, pathologically nested JSON and NaN constants are client errors, never a 500."""
+    auth = None if "Authorization" in headers else AUTH
+    got, reply, _ = await server.post("/swaig", data=data, auth=auth,
+                                      headers={"Content-Type": "application/json", **headers})
+    assert (got, reply["error"]) == (status, message)

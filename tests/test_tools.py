@@ -103,3 +103,12 @@ async def test_blocking_sync_tool_does_not_stall_the_event_loop() -> None:
         task.cancel()
     assert result == ToolResult("found", {"looked_up": True})
     assert ticks >= 10
+
+
+async def test_state_holding_uncopyable_objects_still_works() -> None:
+    """Call state may hold locks or clients; tools still run and report what changed."""
+    import threading
+
+    state: dict = {"lock": threading.Lock()}
+    result = await _registry().call("verify_caller_identity", {"name": "Ada"}, state)
+    assert result.response == "Verified Ada." and set(result.state) == {"verified", "lead"}

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config.resolver import Resolver
-from ..config.settings import Settings
+from ..config.settings import Settings, SettingsError
+from ..config.sources.base import format_exception
 from ..config.sources.snapshot import Snapshot, SnapshotError, default_snapshot_dir, find_snapshot, load_snapshot
 from .check import Problem, check_data, check_file, snapshot_files
 from .content import KINDS, PLATFORMS, node_order
@@ -53,6 +54,11 @@ def _command(name: str) -> Callable[[Callable[[argparse.Namespace], Awaitable[in
                 return exc.code
             except DatabaseReadError as exc:
                 print(f"livekit-fallback snapshot {name}: database unreachable or unusable: {exc}", file=sys.stderr)
+                return EXIT_FAILED
+            except SettingsError:
+                raise  # the CLI reports settings errors itself (exit 2)
+            except Exception as exc:  # never let an unexpected error read as "drift" (exit 1)
+                print(f"livekit-fallback snapshot {name}: unexpected error: {format_exception(exc)}", file=sys.stderr)
                 return EXIT_FAILED
         return run
     return wrap
