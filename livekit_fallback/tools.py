@@ -84,11 +84,13 @@ class ToolResult:
         response: Text for the model (never spoken verbatim by the platforms).
         state: Call-state updates the tool made (flags read by ``step_criteria_lk``).
         end_call: The call should end after this reply.
+        removed: Call-state keys the tool deleted.
     """
 
     response: str
     state: Mapping[str, Any] = field(default_factory=dict)
     end_call: bool = False
+    removed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -233,11 +235,13 @@ class ToolRegistry:
             if inspect.isawaitable(result):
                 result = await result
         changed = {k: v for k, v in state.items() if k not in before or before[k] != v}
+        removed = tuple(k for k in before if k not in state)
         if isinstance(result, ToolResult):
-            return ToolResult(result.response, {**changed, **result.state}, result.end_call)
+            return ToolResult(result.response, {**changed, **result.state}, result.end_call,
+                              tuple(dict.fromkeys((*removed, *result.removed))))
         if isinstance(result, str):
-            return ToolResult(result, changed)
-        return ToolResult(json.dumps(result, default=str), changed)
+            return ToolResult(result, changed, removed=removed)
+        return ToolResult(json.dumps(result, default=str), changed, removed=removed)
 
 
 TOOL_THREADS = 32

@@ -138,6 +138,8 @@ def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[
     actions: list[dict[str, Any]] = []
     if state:
         actions.append({"set_global_data": state})
+    if result.removed:
+        actions.append({"unset_global_data": list(result.removed)})
     rejected = None
     if target:
         if isinstance(target, str) and target in contexts:

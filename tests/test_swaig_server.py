@@ -485,3 +485,19 @@ async def test_odd_bodies_and_headers_get_4xx_not_500(server: Server, data: byte
     got, reply, _ = await server.post("/swaig", data=data, auth=auth,
                                       headers={"Content-Type": "application/json", **headers})
     assert (got, reply["error"]) == (status, message)
+
+
+def test_reply_unsets_deleted_state_and_routes() -> None:
+    """State a tool deleted is unset in global_data; a routing target that is a node becomes change_context."""
+    from livekit_fallback.tools import ToolResult
+    from swaig_fallback.swaig import swaig_reply
+
+    reply, rejected = swaig_reply(
+        ToolResult("ok", {"verified": True, "next_node": "qualify"}, removed=("offered_slots",)),
+        contexts={"default", "qualify"},
+    )
+    assert rejected is None
+    assert reply == {"response": "ok", "action": [
+        {"set_global_data": {"verified": True}}, {"unset_global_data": ["offered_slots"]},
+        {"change_context": "qualify"},
+    ]}

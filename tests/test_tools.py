@@ -112,3 +112,16 @@ async def test_state_holding_uncopyable_objects_still_works() -> None:
     state: dict = {"lock": threading.Lock()}
     result = await _registry().call("verify_caller_identity", {"name": "Ada"}, state)
     assert result.response == "Verified Ada." and set(result.state) == {"verified", "lead"}
+
+
+async def test_deleted_state_keys_are_reported() -> None:
+    """A tool that deletes a call-state key reports it, so SWAIG can unset it in global_data."""
+    registry = ToolRegistry()
+
+    @registry.tool(description="Forget the offered slots.")
+    def forget_slots(args, state):  # noqa: ANN001, ANN202
+        del state["offered_slots"]
+        return "ok"
+
+    result = await registry.call("forget_slots", {}, {"offered_slots": ["a"], "verified": True})
+    assert result.removed == ("offered_slots",) and result.state == {}
