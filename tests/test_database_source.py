@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+import pytest
+
 from livekit_fallback import Resolver, Source
 
 from .conftest import DB_MARKER, DB_MODELS, SeededDatabase
@@ -80,3 +82,28 @@ def test_cli_returns_within_the_deadline_when_the_database_hangs(seeded: SeededD
     assert _sources(data) == {("snapshot", "timeout")}
     assert data["elapsed_ms"] < 500 + 150
     assert stderr.count("DATABASE FAILURE") == 13 and "DATABASE CONNECTION UNREACHABLE" in stderr
+
+
+@pytest.mark.parametrize("healthy", [True, False])
+def test_cli_status_reports_reachability_truthfully(seeded: SeededDatabase, tmp_path, healthy: bool) -> None:  # noqa: ANN001
+    """`status` says ok and exits 0 against a healthy database; degraded, unreachable and 3 when it is down."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    url = seeded.url if healthy else "http://127.0.0.1:1"
+    env = {**os.environ, "SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": seeded.key,
+           "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "livekit_fallback.cli", "status", "--vertical", "reverse_mortgage"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if healthy else 3)
+    assert report["status"] == ("ok" if healthy else "degraded")
+    assert report["database"]["reachable"] is healthy and report["database"]["since"]
+    components = report["degraded"]["reverse_mortgage/livekit"]
+    assert components == {} if healthy else len(components) == 13
+    if not healthy:
+        assert "ConnectError" in report["database"]["last_error"] and seeded.key not in result.stdout

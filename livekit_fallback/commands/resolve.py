@@ -11,7 +11,7 @@ from ..config.resolver import Resolver
 from ..config.settings import Settings
 from ..report import provenance_json, provenance_table
 
-__all__ = ["add_resolution_options", "register"]
+__all__ = ["add_resolution_options", "register", "run", "run_status", "settings_from_args"]
 
 EXIT_OK = 0
 
@@ -29,12 +29,30 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the ``resolve`` subcommand."""
+    """Add the ``resolve`` and ``status`` subcommands."""
     parser = commands.add_parser("resolve", help="resolve a config and show each component's source")
     add_resolution_options(parser)
     parser.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
     parser.add_argument("--json", action="store_true", help="print the machine-readable record")
     parser.set_defaults(handler=run)
+    status = commands.add_parser(
+        "status", help="resolve once and print the health record (exit 0 healthy, 3 degraded)"
+    )
+    add_resolution_options(status)
+    status.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
+    status.set_defaults(handler=run_status)
+
+
+EXIT_DEGRADED = 3
+
+
+async def run_status(args: argparse.Namespace) -> int:
+    """Resolve once, print the resolver's status as JSON; exit 3 when anything is degraded."""
+    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+        await resolver.resolve(args.vertical, args.platform)
+        status = resolver.status()
+    print(json.dumps(status.to_json(), indent=2))
+    return EXIT_OK if status.healthy else EXIT_DEGRADED
 
 
 async def run(args: argparse.Namespace) -> int:
