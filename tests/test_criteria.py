@@ -23,6 +23,8 @@ from livekit_fallback import CriteriaError, parse_criteria
         ("1 <= turns < 3", {"turns": 2}, True),
         ("1 <= turns < 3", {"turns": 3}, False),
         ("status != 'done'", {"status": "open"}, True),
+        ("balance > -1", {"balance": 0}, True),
+        ("balance > -1.5", {"balance": -2}, False),
         ("", {}, True),
     ],
 )
@@ -61,6 +63,8 @@ def test_names_are_collected() -> None:
         ("x in (1, 2)", "In is not allowed"),
         ("x is None", "Is is not allowed"),
         ("-x > 1", "only 'not'"),
+        ("--1 < x", "only 'not'"),
+        ("-True < x", "only 'not'"),
         ("_secret == 1", "may not start with '_'"),
         ("x == b'bytes'", "constant"),
         ("verified ==", "not valid syntax"),

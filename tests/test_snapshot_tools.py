@@ -532,3 +532,28 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, m
     monkeypatch.undo()
     write_atomic(path, "new\n")
     assert path.read_text(encoding="utf-8") == "new\n"
+
+
+def test_forced_seed_that_fails_midway_keeps_an_active_model(db_env: SeededDatabase, capsys) -> None:
+    """If switching a model row on fails, the previously active row is switched back on: never zero active rows."""
+    import psycopg
+
+    with psycopg.connect(db_env.dsn) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_gpt5() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " IF NEW.is_active AND NEW.model_id_full = 'openai/gpt-5' THEN RAISE EXCEPTION 'refused by test'; END IF;"
+            " RETURN NEW; END $$"
+        )
+        conn.execute("CREATE TRIGGER refuse_gpt5 BEFORE UPDATE ON livekit_available_llm_models"
+                      " FOR EACH ROW EXECUTE FUNCTION refuse_gpt5()")
+    try:
+        code, _, stderr = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL, "--force")
+        with psycopg.connect(db_env.dsn) as conn:
+            active = conn.execute(
+                "SELECT model_id_full FROM livekit_available_llm_models WHERE is_active").fetchall()
+    finally:
+        with psycopg.connect(db_env.dsn) as conn:
+            conn.execute("DROP TRIGGER refuse_gpt5 ON livekit_available_llm_models")
+            conn.execute("DROP FUNCTION refuse_gpt5()")
+    assert code != 0 and "Traceback" not in stderr
+    assert active == [("openai/gpt-4.1",)]

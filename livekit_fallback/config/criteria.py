@@ -113,8 +113,17 @@ def _check_node(node: ast.AST, text: str, names: set[str]) -> None:
     if isinstance(node, (ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.Not, ast.Load)):
         return
     if isinstance(node, ast.UnaryOp):
-        if not isinstance(node.op, ast.Not):
-            raise CriteriaError(f"criteria expression {text!r}: only 'not' is allowed as a unary operator")
+        negative_number = (
+            isinstance(node.op, ast.USub)
+            and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float)
+        )
+        if not isinstance(node.op, ast.Not) and not negative_number:
+            raise CriteriaError(
+                f"criteria expression {text!r}: only 'not' (and '-' before a number) is allowed as a unary operator"
+            )
+        return
+    if isinstance(node, ast.USub):
         return
     if isinstance(node, ast.Compare):
         for op in node.ops:
@@ -144,6 +153,8 @@ def _eval(node: ast.expr, state: Mapping[str, Any]) -> Any:
             return all(_eval(v, state) for v in node.values)
         return any(_eval(v, state) for v in node.values)
     if isinstance(node, ast.UnaryOp):
+        if isinstance(node.op, ast.USub):
+            return -node.operand.value  # type: ignore[attr-defined]  # a checked numeric constant
         return not _eval(node.operand, state)
     if isinstance(node, ast.Compare):
         left = _eval(node.left, state)

@@ -172,20 +172,36 @@ class _Writer:
         return str(row["id"])
 
     async def model(self, platform: str, kind: str, entry: Mapping[str, Any]) -> None:
+        """Make ``entry`` the table's one active row without ever leaving it with none.
+
+        The new catalogue row is written (inactive) first; only then is the old
+        active row switched off and the new one on. If switching the new one on
+        fails, the old row is switched back on.
+        """
         table, column = MODEL_TABLES[(platform, kind)]  # type: ignore[index]
         value = entry["value"]
-        current = self.database.models.get((platform, kind))
-        if current is None or current["value"] != value:  # free the one active slot first
-            await self._run(self.client.table(table).update({"is_active": False}).eq("is_active", True), table)
-        flags: dict[str, Any] = {"is_active": True}
+        flags: dict[str, Any] = {}
         if table == "livekit_available_voices":
             flags["is_custom"] = bool(entry.get("is_custom"))
         existing = await self._run(self.client.table(table).select("id").eq(column, value).limit(1), table)
         if existing:
-            await self._run(self.client.table(table).update(flags).eq("id", existing[0]["id"]), table)
+            row_id = existing[0]["id"]
         else:
-            row = {**_catalogue_row(platform, kind, table, column, value), **flags}
-            await self._run(self.client.table(table).insert(row), table)
+            row = {**_catalogue_row(platform, kind, table, column, value), **flags, "is_active": False}
+            (created,) = await self._run(self.client.table(table).insert(row), table)
+            row_id = created["id"]
+        current = self.database.models.get((platform, kind))
+        previous: list[Any] = []
+        if current is None or current["value"] != value:  # free the one active slot
+            previous = await self._run(
+                self.client.table(table).update({"is_active": False}).eq("is_active", True).neq("id", row_id), table
+            )
+        try:
+            await self._run(self.client.table(table).update({**flags, "is_active": True}).eq("id", row_id), table)
+        except BaseException:
+            for old in previous or []:
+                await self._run(self.client.table(table).update({"is_active": True}).eq("id", old["id"]), table)
+            raise
 
 
 def _catalogue_row(platform: str, kind: str, table: str, column: str, value: str) -> dict[str, Any]:
