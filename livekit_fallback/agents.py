@@ -30,11 +30,14 @@ from .config.graph import END_NODE
 from .config.model import AgentConfig, Node
 from .tools import ToolArgumentError, ToolRegistry, ToolSpec
 
-__all__ = ["HANDOFF_PREFIX", "NodeAgent", "NodeAgents", "bind_tools", "build_node_agents", "call_state",
+__all__ = ["HANDOFF_PREFIX", "NEXT_NODE_KEY", "NodeAgent", "NodeAgents", "bind_tools", "build_node_agents", "call_state",
            "compose_instructions"]
 
 HANDOFF_PREFIX = "move_to_"
 """Handoff tools are named ``move_to_<target node>``."""
+
+NEXT_NODE_KEY = "next_node"
+"""A tool that sets this call-state key to a node name routes the call there (as on SignalWire)."""
 
 
 def call_state(session: AgentSession) -> MutableMapping[str, Any]:
@@ -104,7 +107,7 @@ def bind_tools(registry: ToolRegistry, config: AgentConfig) -> dict[str, list[Ra
 def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
     name = spec.name
 
-    async def handler(raw_arguments: dict[str, Any], context: RunContext) -> str:
+    async def handler(raw_arguments: dict[str, Any], context: RunContext) -> Any:
         state = call_state(context.session)
         try:
             result = await registry.call(name, raw_arguments, state)
@@ -115,8 +118,15 @@ def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
                              extra={"event": "tool_error", "tool": name})
             raise ToolError(f"{name} failed. Do not guess its result; tell the caller someone will follow up.") from None
         state.update(result.state)
+        target = state.pop(NEXT_NODE_KEY, None)
         if result.end_call:
             context.session.shutdown(drain=True)
+        elif target is not None:
+            current = context.session.current_agent
+            if isinstance(current, NodeAgent):
+                nxt = await current._graph._route(current, target, by=name)
+                if nxt is not None:
+                    return nxt
         return result.response
 
     return function_tool(handler, raw_schema=spec.schema())
@@ -217,12 +227,29 @@ class NodeAgents(Mapping[str, NodeAgent]):
                     f"Not moved: the '{source_node.name}' step is not complete yet{hint}. "
                     f"Still missing: {'; '.join(missing)}. Stay in this step and continue it with the caller."
                 )
-            nxt = self._agents[target]
-            await nxt.update_chat_ctx(current.chat_ctx.copy(exclude_instructions=True))
-            logger.info("Handoff %s -> %s", source_node.name, target)
-            return nxt
+            return await self._hand_off(current, target)
 
         return function_tool(handler, raw_schema=schema)
+
+    async def _hand_off(self, current: NodeAgent, target: str) -> NodeAgent:
+        nxt = self._agents[target]
+        await nxt.update_chat_ctx(current.chat_ctx.copy(exclude_instructions=True))
+        logger.info("Handoff %s -> %s", current.node.name, target)
+        return nxt
+
+    async def _route(self, current: NodeAgent, target: object, *, by: str) -> NodeAgent | None:
+        """Route a tool's ``next_node`` request; only ``valid_contexts`` targets are honoured.
+
+        The tool decided, so the step criteria are not checked (as SignalWire's
+        ``change_context`` action does not check them either).
+        """
+        if isinstance(target, str) and target in current.node.valid_contexts:
+            return await self._hand_off(current, target)
+        logger.warning(
+            "Tool %s asked to move from %r to %r, which is not in its valid_contexts; staying",
+            by, current.node.name, target, extra={"event": "route_refused", "tool": by},
+        )
+        return None
 
 
 def build_node_agents(config: AgentConfig, *, tools: ToolRegistry, reply_on_enter: bool = True) -> NodeAgents:

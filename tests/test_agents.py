@@ -260,3 +260,27 @@ async def test_config_from_fallback_still_builds_working_agents() -> None:
         await session.start(agents.start)
         result = await session.run(user_input="What is a reverse mortgage anyway?")
         assert handoffs(result) == [("greet", "answer")]
+
+
+@pytest.mark.parametrize(("target", "moved"), [("goodbye", True), ("book", False)])
+async def test_a_tool_can_route_the_call_within_valid_contexts(config, target: str, moved: bool) -> None:
+    """A tool setting next_node hands off like SignalWire's change_context, but only to a valid_contexts target."""
+    registry = ToolRegistry()
+
+    @registry.tool(description="Wrong person: route away.")
+    def mark_wrong_person(args, state):  # noqa: ANN001, ANN202
+        state["wrong_person"] = True
+        state["next_node"] = target
+        return "Recorded."
+
+    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
+        registry.tool(name, description=name)(lambda args, state: "ok")
+    agents = build_node_agents(config, tools=registry, reply_on_enter=False)
+    fake = FakeLLM([Call("mark_wrong_person"), "Understood."])
+    async with AgentSession(llm=fake, userdata={}) as session:
+        await session.start(agents.start)
+        result = await session.run(user_input="You have the wrong number.")
+        current = session.current_agent.id
+    assert handoffs(result) == ([("greet", target)] if moved else [])
+    assert current == (target if moved else "greet")
+    assert "next_node" not in session.userdata and session.userdata["wrong_person"] is True
