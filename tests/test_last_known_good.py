@@ -110,3 +110,22 @@ async def test_cache_entry_for_the_other_platform_is_not_used(seeded: SeededData
                         last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
         config = await resolver.resolve("reverse_mortgage", "livekit")
     assert {p.source for p in config.provenance.values()} == {Source.SNAPSHOT}
+
+
+async def test_a_snapshot_taken_after_the_cache_beats_it(seeded: SeededDatabase, tmp_path: Path) -> None:
+    """A cached copy read before the snapshot was taken is older than the snapshot, so the snapshot is served."""
+    await _warm_cache(seeded, tmp_path)
+    path = tmp_path / "reverse_mortgage.livekit.json"
+    data = json.loads(path.read_text())
+    for key, entry in data["components"].items():
+        if key != "models.llm":
+            entry["read_at"] = "2025-01-01T00:00:00+00:00"  # before the shipped snapshot (2025-11-21)
+    path.write_text(json.dumps(data))
+    async with Resolver(database=SupabaseSource(DEAD, seeded.key),
+                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+        config = await resolver.resolve("reverse_mortgage")
+    assert config.provenance["models.llm"].source is Source.LAST_KNOWN_GOOD
+    assert config.models.llm.value == DB_MODELS["livekit"]["llm"]
+    others = {p.source for k, p in config.provenance.items() if k != "models.llm"}
+    assert others == {Source.SNAPSHOT}
+    assert config.provenance["theme"].reason is Reason.UNREACHABLE

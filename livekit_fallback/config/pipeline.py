@@ -68,8 +68,12 @@ async def run_pipeline(
     local_sources: Sequence[ConfigSource],
     breaker: CircuitBreaker | None,
     deadline_seconds: float,
+    snapshot_taken_at: datetime | None = None,
 ) -> Resolution:
     """Resolve every component once, in source order, within the deadline.
+
+    A cached copy older than ``snapshot_taken_at`` is not used: a snapshot
+    pulled after the cache was written is the newer known-good copy.
 
     Raises:
         ConfigUnavailableError: A component is in no source at all.
@@ -105,7 +109,7 @@ async def run_pipeline(
     for source in local_sources:
         if not pending:
             break
-        request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), deadline)
+        request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), deadline, snapshot_taken_at)
         outcomes = await _fetch(source, request, timeout=None)
         _absorb(outcomes, pending, source.source, found, failures)
         pending = [key for key in pending if key not in found]

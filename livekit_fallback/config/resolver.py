@@ -218,6 +218,7 @@ class Resolver:
             local_sources=local,
             breaker=self.breaker,
             deadline_seconds=self.deadline,
+            snapshot_taken_at=self.snapshots.taken_at(vertical),
         )
         self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic(), _healthy(resolution.config))
         self._after_fresh(resolution)

@@ -25,6 +25,8 @@ class FetchRequest:
             ``models.<kind>``); a source returns an outcome for each.
         node_names: Every node name of the vertical, to check ``valid_contexts``.
         deadline: Event-loop time (``loop.time()``) by which the source must return.
+        newer_than: A cached copy read before this moment is stale (the snapshot
+            was taken later), so a cache source skips it.
     """
 
     vertical: str
@@ -32,6 +34,7 @@ class FetchRequest:
     keys: tuple[str, ...]
     node_names: tuple[str, ...]
     deadline: float
+    newer_than: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,14 @@ class LastKnownGoodCache:
             except (InvalidContent, ValidationError, KeyError, TypeError, ValueError) as exc:
                 outcomes[key] = Failure(Reason.INVALID_CONTENT, f"last-known-good {key}: {exc}", str(path))
                 continue
+            if request.newer_than is not None and read_at < request.newer_than:
+                outcomes[key] = Failure(
+                    Reason.MISSING_ROW,
+                    f"last-known-good {key} (read {read_at.isoformat()}) is older than the snapshot "
+                    f"(taken {request.newer_than.isoformat()})",
+                    str(path),
+                )
+                continue
             outcomes[key] = Found(value, read_at, str(path))
         return outcomes
 
