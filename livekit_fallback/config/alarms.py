@@ -90,8 +90,8 @@ def banner(event: FallbackEvent) -> str:
     """Render the multi-line ERROR banner for one fallback, in the documented format."""
     failure = event.failure
     source_label = _SOURCE_LABEL[event.used_source]
+    title = _title(event)
     if event.kind == "node":
-        title = f"NODE CONFIG '{event.name}'"
         facts = [f"Node: {event.name}", f"Vertical: {event.vertical}", f"Tables: {failure.location}"]
         impact = f"Using {source_label} node config '{event.name}' ({event.copy_description})"
         what = "instructions/tools/routing"
@@ -100,7 +100,6 @@ def banner(event: FallbackEvent) -> str:
             "Check prompt_versions table for is_active=true",
         ]
     elif event.kind == "theme":
-        title = "THEME PROMPT"
         facts = [f"Vertical: {event.vertical}", f"Table: {failure.location}"]
         impact = f"Using {source_label} theme prompt for '{event.vertical}' ({event.copy_description})"
         what = "theme prompt"
@@ -109,7 +108,6 @@ def banner(event: FallbackEvent) -> str:
         choice = event.used.value
         value = choice.value if isinstance(choice, ModelChoice) else str(choice)
         kind = event.name.upper()
-        title = f"{kind} MODEL"
         facts = [f"Platform: {event.platform}", f"Model Type: {kind}", f"Table: {failure.location}"]
         impact = f"Using fallback {kind} model '{value}' from {event.copy_description}"
         what = f"{kind} model"
@@ -152,7 +150,7 @@ def fallback_extra(event: FallbackEvent) -> dict[str, Any]:
 
 
 def _age(delta: Any) -> str:
-    seconds = max(0, int(delta.total_seconds())) if hasattr(delta, "total_seconds") else 0
+    seconds = max(0, int(delta.total_seconds()))
     if seconds < 120:
         return f"{seconds} s"
     if seconds < 7200:

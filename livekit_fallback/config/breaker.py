@@ -49,14 +49,22 @@ class CircuitBreaker:
         self.last_error: str | None = None
         self._probe_in_flight = False
 
+    @property
+    def cooling_down(self) -> bool:
+        """Open and inside the cool-down: no read may reach the database yet."""
+        return (
+            self.state is BreakerState.OPEN
+            and self.opened_at is not None
+            and self.clock() - self.opened_at < self.cool_down
+        )
+
     def allow(self) -> bool:
         """Whether a read may go to the database now; claims the probe when half-open."""
         if self.state is BreakerState.CLOSED:
             return True
+        if self.cooling_down:
+            return False
         if self.state is BreakerState.OPEN:
-            assert self.opened_at is not None
-            if self.clock() - self.opened_at < self.cool_down:
-                return False
             self.state = BreakerState.HALF_OPEN
         if self._probe_in_flight:
             return False

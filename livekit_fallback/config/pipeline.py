@@ -52,11 +52,13 @@ class Resolution:
         events: One event per component not served from the database.
         database_ok: True if the database answered, False if it failed at the
             connection or server level, None if it was not asked.
+        healthy: Component keys served from the database.
     """
 
     config: AgentConfig
     events: tuple[FallbackEvent, ...]
     database_ok: bool | None
+    healthy: tuple[str, ...]
 
 
 async def run_pipeline(
@@ -191,4 +193,5 @@ def _assemble(
         for key, (outcome, source) in found.items()
         if source is not Source.DATABASE
     )
-    return Resolution(config, events, database_ok)
+    healthy = tuple(key for key, (_, source) in found.items() if source is Source.DATABASE)
+    return Resolution(config, events, database_ok, healthy)

@@ -15,7 +15,7 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from . import metrics
@@ -26,7 +26,8 @@ from .pipeline import ConfigUnavailableError, Resolution, run_pipeline
 from .settings import Settings, SettingsError
 from .sources.base import ConfigSource
 from .sources.last_known_good import LastKnownGoodCache
-from .sources.snapshot import SnapshotSource
+from .graph import DEFAULT_NODE_NAMES
+from .sources.snapshot import SnapshotError, SnapshotSource
 from .sources.supabase import SupabaseSource
 from .status import ComponentStatus, Status, degraded_components
 
@@ -41,8 +42,6 @@ _log = logging.getLogger("livekit_fallback")
 class _Entry:
     resolution: Resolution
     stored_at: float
-    healthy: tuple[str, ...] = ()
-    """Component keys served from the database (computed once; cache hits reuse it)."""
 
 
 @dataclass
@@ -152,18 +151,15 @@ class Resolver:
         if entry is not None and not fresh:
             age = time.monotonic() - entry.stored_at
             if entry.resolution.events:
-                if self.breaker is not None and self.breaker.state is BreakerState.OPEN and not self._cool_down_over():
+                if self.breaker is not None and self.breaker.cooling_down:
                     cache = "hit"
             elif age < self.ttl:
                 cache = "hit"
             elif self.ttl > 0 and age < self.ttl + self.stale_for:
                 cache = "stale"
                 self._refresh_in_background(key)
-        if entry is not None and cache != "miss":
-            resolution, healthy = entry.resolution, entry.healthy
-        else:
-            resolution, healthy = await self._shared_flight(key), None
-        self._observe(resolution, cache, time.perf_counter() - started, healthy)
+        resolution = entry.resolution if entry is not None and cache != "miss" else await self._shared_flight(key)
+        self._observe(resolution, cache, time.perf_counter() - started)
         return resolution.config
 
     def status(self) -> Status:
@@ -177,11 +173,6 @@ class Resolver:
             last_error=breaker.last_error if breaker else None,
             degraded=dict(self._health.degraded),
         )
-
-    def _cool_down_over(self) -> bool:
-        breaker = self.breaker
-        assert breaker is not None and breaker.opened_at is not None
-        return breaker.clock() - breaker.opened_at >= breaker.cool_down
 
     async def _shared_flight(self, key: tuple[str, str]) -> Resolution:
         task = self._inflight.get(key)
@@ -210,17 +201,21 @@ class Resolver:
 
     async def _resolve_fresh(self, vertical: str, platform: Platform) -> Resolution:
         local = (self.last_known_good, self.snapshots) if self.last_known_good is not None else (self.snapshots,)
+        try:
+            snapshot = self.snapshots.snapshot(vertical)
+        except SnapshotError:
+            snapshot = None  # the database alone may still supply everything
         resolution = await run_pipeline(
             vertical=vertical,
             platform=platform,
-            node_names=self.snapshots.node_names(vertical),
+            node_names=snapshot.node_names if snapshot else DEFAULT_NODE_NAMES,
             database=self.database,
             local_sources=local,
             breaker=self.breaker,
             deadline_seconds=self.deadline,
-            snapshot_taken_at=self.snapshots.taken_at(vertical),
+            snapshot_taken_at=snapshot.taken_at if snapshot else None,
         )
-        self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic(), _healthy(resolution.config))
+        self._cache[(vertical, platform)] = _Entry(resolution, time.monotonic())
         self._after_fresh(resolution)
         return resolution
 
@@ -249,9 +244,7 @@ class Resolver:
             reason = exc.strerror or type(exc).__name__  # stable text: no temp-file names
             self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {reason}")
 
-    def _observe(
-        self, resolution: Resolution, cache: str, elapsed: float, healthy: tuple[str, ...] | None = None
-    ) -> None:
+    def _observe(self, resolution: Resolution, cache: str, elapsed: float) -> None:
         config = resolution.config
         outcome = "degraded" if resolution.events else "healthy"
         counter, seconds = _resolution_metrics(config.platform, outcome, cache)
@@ -265,14 +258,7 @@ class Resolver:
         for event in resolution.events:
             metrics.FALLBACKS.labels(event.component, config.platform, event.used_source.value,
                                      event.failure.reason.value).inc()
-        if healthy is None:
-            healthy = _healthy(config)
-        self.alarms.resolution(config.vertical, config.platform, resolution.events, healthy)
-
-
-def _healthy(config: AgentConfig) -> tuple[str, ...]:
-    """Component keys of ``config`` served from the database."""
-    return tuple(k for k, p in config.provenance.items() if p.source is Source.DATABASE)
+        self.alarms.resolution(config.vertical, config.platform, resolution.events, resolution.healthy)
 
 
 _RESOLUTION_METRICS: dict[tuple[str, str, str], tuple[Any, Any]] = {}

@@ -9,7 +9,7 @@ from typing import Protocol, Union, runtime_checkable
 
 from ..model import ModelChoice, Node, Platform, Reason, Source, Theme
 
-__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception", "redact_exception"]
+__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception", "redact", "redact_exception"]
 
 ComponentValue = Union[Theme, Node, ModelChoice]
 
@@ -97,7 +97,11 @@ def format_exception(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     public = ".".join(part for part in module.split(".") if not part.startswith("_")).split(".")[0]
     name = type(exc).__qualname__ if module == "builtins" else f"{public}.{type(exc).__qualname__}"
     message = str(exc) or repr(exc)
-    text = f"{name}: {message}"
+    return redact(f"{name}: {message}", secrets)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``***``."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
@@ -133,9 +137,7 @@ def redact_exception(exc: BaseException, secrets: Sequence[str]) -> BaseExceptio
 
 def _scrub(value: object, secrets: Sequence[str]) -> object:
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "***")
-        return value
+        return redact(value, secrets)
     if isinstance(value, dict):
         return {k: _scrub(v, secrets) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

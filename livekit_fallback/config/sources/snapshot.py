@@ -200,13 +200,6 @@ class SnapshotSource:
         """
         return load_snapshot(find_snapshot(vertical, self.dirs))
 
-    def taken_at(self, vertical: str) -> datetime | None:
-        """When the vertical's snapshot was taken, or ``None`` without a usable snapshot."""
-        try:
-            return self.snapshot(vertical).taken_at
-        except SnapshotError:
-            return None
-
     def node_names(self, vertical: str) -> tuple[str, ...]:
         """The vertical's node names from its snapshot, or the nine standard nodes."""
         try:

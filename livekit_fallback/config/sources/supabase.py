@@ -24,7 +24,7 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
 from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
-from .base import FetchRequest, Failure, Found, Outcome, format_exception, redact_exception
+from .base import FetchRequest, Failure, Found, Outcome, format_exception, redact, redact_exception
 
 __all__ = ["MODEL_TABLES", "NODE_TABLES", "THEME_TABLE", "SupabaseSource", "location_of"]
 
@@ -177,7 +177,7 @@ class SupabaseSource:
         outcomes: dict[str, Outcome] = {}
         for name, task in tasks.items():
             keys = _keys_of_group(name, request.keys)
-            location = _location_of_group(name, request.platform)
+            location = location_of(name, request.platform)
             if not task.done():
                 task.cancel()
                 failure = Failure(
@@ -303,9 +303,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 def _rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
     if isinstance(data, str):
-        preview = data[:60].replace("\n", " ")
-        for secret in secrets:
-            preview = preview.replace(secret, "***")
+        preview = redact(data[:60].replace("\n", " "), secrets)
         raise _BadResponse(f"{location} answered with a non-JSON body: {preview!r}")
     if not isinstance(data, list):
         raise _BadResponse(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
@@ -345,17 +343,9 @@ def _keys_of_group(group: str, keys: Sequence[str]) -> list[str]:
 
 
 def location_of(key: str, platform: Platform) -> str:
-    """The table(s) a component key is read from, for banners and provenance."""
+    """The table(s) a component key (or request group: ``nodes``) is read from, for banners and provenance."""
     if key == "theme":
         return THEME_TABLE
-    if key.startswith("nodes."):
+    if key == "nodes" or key.startswith("nodes."):
         return NODE_TABLES
     return MODEL_TABLES[(platform, key.split(".", 1)[1])][0]  # type: ignore[index]
-
-
-def _location_of_group(group: str, platform: Platform) -> str:
-    if group == "theme":
-        return THEME_TABLE
-    if group == "nodes":
-        return NODE_TABLES
-    return MODEL_TABLES[(platform, group.split(".", 1)[1])][0]  # type: ignore[index]
