@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .criteria import CriteriaError, parse_criteria
 from .graph import END_NODE, START_NODE, graph_errors, unknown_targets
@@ -34,6 +34,7 @@ __all__ = [
     "Theme",
     "ThemeSections",
     "component_keys",
+    "node_fields",
 ]
 
 Platform = Literal["livekit", "signalwire"]
@@ -76,7 +77,16 @@ class Reason(str, Enum):
 
 
 class InvalidContent(ValueError):
-    """A row or file was read but its content is not a valid component."""
+    """A row or file was read but its content is not a valid component.
+
+    Attributes:
+        errors: Every problem as ``(field, message)``; ``field`` is ``""`` for
+            the component as a whole. The message text names the first few.
+    """
+
+    def __init__(self, message: str, errors: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.errors: tuple[tuple[str, str], ...] = tuple(errors) or (("", message),)
 
 
 class ThemeSections(BaseModel):
@@ -217,26 +227,36 @@ class Node(BaseModel):
             InvalidContent: The content is not an object, a field is invalid, or a
                 ``valid_contexts`` target is not one of ``known_nodes``.
         """
-        data = dict(_as_object(content, "content"))
-        own, other = ("tools", "functions") if platform == "livekit" else ("functions", "tools")
-        tools = data.get(own, data.get(other, []))
-        fields = {
-            "name": name,
-            "role": data.get("role"),
-            "instructions": data.get("instructions"),
-            "valid_contexts": data.get("valid_contexts", []),
-            "tools": tools if tools is not None else [],
-            "step_criteria_lk": data.get("step_criteria_lk") or "",
-            "step_criteria_sw": data.get("step_criteria_sw") or data.get("step_criteria") or "",
-        }
+        fields = {"name": name, **node_fields(_as_object(content, "content"), platform=platform)}
         try:
             node = cls.model_validate(fields)
-        except ValueError as exc:
-            raise InvalidContent(_first_error(exc)) from None
+        except ValidationError as exc:
+            raise InvalidContent(_first_error(exc), _field_errors(exc)) from None
         unknown = unknown_targets(node.valid_contexts, known_nodes)
         if unknown:
-            raise InvalidContent(f"valid_contexts names unknown node(s) {unknown}")
+            message = f"valid_contexts names unknown node(s) {unknown}"
+            raise InvalidContent(message, [("valid_contexts", message)])
         return node
+
+
+def node_fields(content: Mapping[str, Any], *, platform: Platform) -> dict[str, Any]:
+    """The :class:`Node` fields (all but ``name``) one platform reads from stored node content.
+
+    ``tools`` (LiveKit) and ``functions`` (SignalWire) mean the same; the
+    platform's own key wins when both are present and a null list is empty.
+    Empty criteria are ``""``; legacy ``step_criteria`` stands in for a missing
+    ``step_criteria_sw``. Keys the resolver does not read are dropped.
+    """
+    own, other = ("tools", "functions") if platform == "livekit" else ("functions", "tools")
+    tools = content.get(own, content.get(other, []))
+    return {
+        "role": content.get("role"),
+        "instructions": content.get("instructions"),
+        "valid_contexts": content.get("valid_contexts", []),
+        "tools": tools if tools is not None else [],
+        "step_criteria_lk": content.get("step_criteria_lk") or "",
+        "step_criteria_sw": content.get("step_criteria_sw") or content.get("step_criteria") or "",
+    }
 
 
 class ModelChoice(BaseModel):
@@ -453,6 +473,13 @@ def _as_object(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InvalidContent(f"{what} is a {type(value).__name__}, expected a JSON object")
     return value
+
+
+def _field_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    return [
+        (".".join(str(p) for p in err["loc"] if not isinstance(p, int)), str(err["msg"]).removeprefix("Value error, "))
+        for err in exc.errors()
+    ]
 
 
 def _first_error(exc: ValueError) -> str:

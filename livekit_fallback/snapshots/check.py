@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from ..config.graph import END_NODE, START_NODE, dead_end_nodes, unknown_targets, unreachable_nodes
 from ..config.model import InvalidContent, ModelChoice, Node, ThemeSections
 from ..config.sources.snapshot import SNAPSHOT_SCHEMA_VERSION, Snapshot
-from .content import KINDS, PLATFORMS, canonical_node
+from .content import KINDS, PLATFORMS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -183,26 +183,22 @@ def _check_nodes(nodes: Mapping[str, Any], file: str) -> list[Problem]:
 
 
 def _check_node(name: str, content: Mapping[str, Any], names: list[str], file: str) -> list[Problem]:
-    """Field-level problems of one node on both platforms (targets are checked graph-wide)."""
-    canonical = canonical_node(content)
+    """Field-level problems of one node on both platforms (targets are checked graph-wide).
+
+    Each platform's node is built by the resolver's own ``Node.from_content``,
+    so ``check`` accepts exactly what the resolver accepts.
+    """
+    targets = content.get("valid_contexts")
+    known = [*names, *(t for t in targets if isinstance(t, str))] if isinstance(targets, list) else names
     found: dict[tuple[str, str], None] = {}
     for platform in PLATFORMS:
-        tools = canonical.get("functions", canonical["tools"]) if platform == "signalwire" else canonical["tools"]
-        fields = {**{k: v for k, v in canonical.items() if k != "functions"}, "name": name, "tools": tools}
         try:
-            Node.model_validate(fields)
-        except ValidationError as exc:
-            for err in exc.errors():
-                loc = _loc(f"nodes.{name}", err)
-                if loc.endswith(".tools") and "functions" in content and platform == "signalwire":
-                    loc = loc[: -len("tools")] + "functions"
-                found[(loc, _msg(err))] = None
-            continue
-        targets = canonical["valid_contexts"] if isinstance(canonical["valid_contexts"], list) else []
-        try:  # the resolver's own entry point, as a guard against this module drifting from it
-            Node.from_content(name, content, platform=platform, known_nodes=[*names, *targets])  # type: ignore[arg-type]
+            Node.from_content(name, content, platform=platform, known_nodes=known)
         except InvalidContent as exc:
-            found[(f"nodes.{name}", str(exc))] = None
+            for field, message in exc.errors:
+                if field == "tools" and platform == "signalwire" and "functions" in content:
+                    field = "functions"
+                found[(".".join(p for p in (f"nodes.{name}", field) if p), message)] = None
     return [Problem(file, loc, msg) for loc, msg in found]
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..config.graph import DEFAULT_NODE_NAMES, END_NODE
-from ..config.model import ModelKind, Platform
+from ..config.model import ModelKind, Platform, node_fields
 
 __all__ = [
     "KINDS",
@@ -76,25 +76,15 @@ def canonical_theme(*, structured: Any = None, content: Any = None) -> dict[str,
 def canonical_node(content: Mapping[str, Any]) -> dict[str, Any]:
     """A node's content as the resolver reads it on both platforms.
 
-    Mirrors :meth:`~livekit_fallback.config.model.Node.from_content`:
-    LiveKit reads ``tools`` (else ``functions``), SignalWire ``functions``
-    (else ``tools``), a null tool list is empty, empty criteria are ``""`` and
-    legacy ``step_criteria`` stands in for ``step_criteria_sw``. ``functions``
-    is kept only when the two platforms would see different tools. Keys the
-    resolver does not read are dropped.
+    The fields are :func:`~livekit_fallback.config.model.node_fields`, the
+    resolver's own reading; ``functions`` is kept only when the two platforms
+    would see different tools, and ``role`` / ``instructions`` only when present.
     """
-    out: dict[str, Any] = {}
-    for key in ("role", "instructions"):
-        if key in content:
-            out[key] = content[key]
-    out["valid_contexts"] = _listed(content.get("valid_contexts", []))
-    livekit = _tools(content, "tools", "functions")
-    signalwire = _tools(content, "functions", "tools")
-    out["tools"] = livekit
-    if signalwire != livekit:
-        out["functions"] = signalwire
-    out["step_criteria_lk"] = content.get("step_criteria_lk") or ""
-    out["step_criteria_sw"] = content.get("step_criteria_sw") or content.get("step_criteria") or ""
+    livekit = node_fields(content, platform="livekit")
+    signalwire = node_fields(content, platform="signalwire")
+    out = {key: _listed(value) for key, value in livekit.items() if key in content or key not in _PROSE_FIELDS}
+    if _listed(signalwire["tools"]) != out["tools"]:
+        out["functions"] = _listed(signalwire["tools"])
     return out
 
 
@@ -126,6 +116,4 @@ def _listed(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def _tools(content: Mapping[str, Any], own: str, other: str) -> Any:
-    tools = content.get(own, content.get(other, []))
-    return [] if tools is None else _listed(tools)
+_PROSE_FIELDS = ("role", "instructions")
