@@ -28,16 +28,13 @@ from .config.alarms import logger
 from .config.criteria import Criteria, parse_criteria
 from .config.graph import END_NODE
 from .config.model import AgentConfig, Node
-from .tools import ToolArgumentError, ToolRegistry, ToolSpec
+from .tools import NEXT_NODE_KEY, ToolArgumentError, ToolRegistry, ToolSpec
 
 __all__ = ["HANDOFF_PREFIX", "NEXT_NODE_KEY", "NodeAgent", "NodeAgents", "bind_tools", "build_node_agents", "call_state",
            "compose_instructions"]
 
 HANDOFF_PREFIX = "move_to_"
 """Handoff tools are named ``move_to_<target node>``."""
-
-NEXT_NODE_KEY = "next_node"
-"""A tool that sets this call-state key to a node name routes the call there (as on SignalWire)."""
 
 
 def call_state(session: AgentSession) -> MutableMapping[str, Any]:

@@ -37,6 +37,7 @@ import jsonschema
 from .config.model import RESERVED_TOOL_NAMES, AgentConfig
 
 __all__ = [
+    "NEXT_NODE_KEY",
     "ToolArgumentError",
     "ToolRegistry",
     "ToolResult",
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+NEXT_NODE_KEY = "next_node"
+"""A tool that sets this call-state key to a node name routes the call there, on both platforms."""
+
 RESERVED_NAMES = RESERVED_TOOL_NAMES
 """Names SignalWire reserves for its native tools; never registrable."""
 

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from livekit_fallback.tools import ToolResult
+from livekit_fallback.tools import NEXT_NODE_KEY, ToolResult
 
 __all__ = [
     "FALLBACK_RESPONSE",
@@ -30,9 +30,6 @@ __all__ = [
     "parse_swaig_call",
     "swaig_reply",
 ]
-
-NEXT_NODE_KEY = "next_node"
-"""State key a tool sets to move the call to another node."""
 
 FALLBACK_RESPONSE = (
     "Sorry, I couldn't complete that just now. Apologise briefly to the caller, "
@@ -134,7 +131,7 @@ def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[
         when there is one) and the rejected routing target, if any.
     """
     state = {k: _jsonable(v) for k, v in result.state.items() if k != NEXT_NODE_KEY}
-    target = getattr(result, "next_node", None) or result.state.get(NEXT_NODE_KEY)
+    target = result.state.get(NEXT_NODE_KEY)
     actions: list[dict[str, Any]] = []
     if state:
         actions.append({"set_global_data": state})
