@@ -12,7 +12,6 @@ rows, a value that is not a string) are listed per component.
 from __future__ import annotations
 
 import asyncio
-import warnings
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,11 +19,10 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from supabase import AsyncClient, AsyncClientOptions
+from supabase import AsyncClient
 
 from ..config.sources.base import format_exception
-from ..config.sources.supabase import MODEL_TABLES, NODE_VIEW, THEME_TABLE
+from ..config.sources.supabase import MODEL_TABLES, NODE_VIEW, THEME_TABLE, BadResponse, build_client, check_rows
 from .content import KINDS, PLATFORMS, canonical_model, canonical_node, canonical_theme, decode_object
 
 __all__ = ["DEFAULT_TIMEOUT", "DatabaseConfig", "DatabaseReadError", "database_label", "open_client", "read_active"]
@@ -77,20 +75,9 @@ def database_label(url: str) -> str:
 
 @asynccontextmanager
 async def open_client(url: str, key: str, *, timeout: float = DEFAULT_TIMEOUT) -> AsyncIterator[AsyncClient]:
-    """An async supabase client with retries off and an ``httpx.Timeout``; closed on exit."""
-    http = httpx.AsyncClient(timeout=httpx.Timeout(timeout), follow_redirects=True)
-    options = AsyncClientOptions(
-        postgrest_client_retry=False,
-        postgrest_client_timeout=httpx.Timeout(timeout),
-        httpx_client=http,
-        auto_refresh_token=False,
-        persist_session=False,
-    )
+    """The resolver's supabase client (:func:`build_client`), closed on exit."""
+    client, http = build_client(url, key, timeout=timeout)
     try:
-        client = AsyncClient(url, key, options)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            _ = client.postgrest
         yield client
     finally:
         await http.aclose()
@@ -106,12 +93,10 @@ async def run_query(builder: Any, location: str, key: str) -> list[Mapping[str, 
         response = await builder.execute()
     except Exception as exc:  # every client failure is a failed read, reported in one line
         raise DatabaseReadError(f"request to {location} failed: {format_exception(exc, [key])}") from exc
-    data = getattr(response, "data", None)
-    if isinstance(data, str):
-        raise DatabaseReadError(f"{location} answered with a non-JSON body: {data[:60]!r}")
-    if not isinstance(data, list) or not all(isinstance(row, Mapping) for row in data):
-        raise DatabaseReadError(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
-    return data
+    try:
+        return check_rows(getattr(response, "data", None), location, [key])
+    except BadResponse as exc:
+        raise DatabaseReadError(str(exc)) from None
 
 
 async def read_active(

@@ -26,7 +26,16 @@ from supabase import AsyncClient, AsyncClientOptions
 from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
 from .base import FetchRequest, Failure, Found, Outcome, format_exception, redact, redact_exception
 
-__all__ = ["MODEL_TABLES", "NODE_TABLES", "THEME_TABLE", "SupabaseSource", "location_of"]
+__all__ = [
+    "MODEL_TABLES",
+    "NODE_TABLES",
+    "THEME_TABLE",
+    "BadResponse",
+    "SupabaseSource",
+    "build_client",
+    "check_rows",
+    "location_of",
+]
 
 THEME_TABLE = "theme_prompts"
 NODE_VIEW = "active_node_prompts"
@@ -43,7 +52,7 @@ MODEL_TABLES: dict[tuple[Platform, ModelKind], tuple[str, str]] = {
 """Table and value column of each platform's active-model catalogue."""
 
 
-class _BadResponse(Exception):
+class BadResponse(Exception):
     """The HTTP exchange succeeded but the body is not the rows we asked for."""
 
 
@@ -90,29 +99,7 @@ class SupabaseSource:
 
     def _get_client(self) -> AsyncClient:
         if self._client is None:
-            self._http = httpx.AsyncClient(
-                verify=_ssl_context(),
-                timeout=httpx.Timeout(self._timeout),
-                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
-                # Never follow redirects: httpx drops Authorization on a cross-origin
-                # redirect but would still send the apiKey header (the key) along.
-                follow_redirects=False,
-            )
-            options = AsyncClientOptions(
-                schema=self._schema,
-                postgrest_client_retry=False,
-                postgrest_client_timeout=httpx.Timeout(self._timeout),
-                httpx_client=self._http,
-                auto_refresh_token=False,
-                persist_session=False,
-            )
-            client = AsyncClient(self._url, self._key, options)
-            with warnings.catch_warnings():
-                # postgrest-py warns that its timeout argument is deprecated; the
-                # timeout lives in our httpx client, so the warning is noise here.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                _ = client.postgrest
-            self._client = client
+            self._client, self._http = build_client(self._url, self._key, timeout=self._timeout, schema=self._schema)
         return self._client
 
     async def aclose(self) -> None:
@@ -208,8 +195,8 @@ class SupabaseSource:
         location: str,
     ) -> dict[str, Outcome]:
         try:
-            rows = _rows(getattr(response, "data", response), location, [self._key])
-        except _BadResponse as exc:
+            rows = check_rows(getattr(response, "data", response), location, [self._key])
+        except BadResponse as exc:
             return {key: Failure(Reason.BAD_RESPONSE, str(exc), location) for key in keys}
         if group == "theme":
             return {"theme": self._theme(rows, request, read_at, location)}
@@ -295,20 +282,60 @@ class SupabaseSource:
         return Found(choice, read_at, location)
 
 
+def build_client(url: str, key: str, *, timeout: float, schema: str = "public") -> tuple[AsyncClient, httpx.AsyncClient]:
+    """An async supabase client as every reader in this package needs it.
+
+    Retries off (they sleep for seconds), an :class:`httpx.Timeout` (float
+    timeouts are truncated to whole seconds), redirects not followed (httpx
+    drops ``Authorization`` on a cross-origin redirect but would still send the
+    ``apiKey`` header, the key, along), and one TLS context per process.
+
+    Returns:
+        The client and the HTTP client it uses; close the latter when done.
+    """
+    http = httpx.AsyncClient(
+        verify=_ssl_context(),
+        timeout=httpx.Timeout(timeout),
+        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        follow_redirects=False,
+    )
+    options = AsyncClientOptions(
+        schema=schema,
+        postgrest_client_retry=False,
+        postgrest_client_timeout=httpx.Timeout(timeout),
+        httpx_client=http,
+        auto_refresh_token=False,
+        persist_session=False,
+    )
+    client = AsyncClient(url, key, options)
+    with warnings.catch_warnings():
+        # postgrest-py warns that its timeout argument is deprecated; the
+        # timeout lives in our httpx client, so the warning is noise here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _ = client.postgrest
+    return client, http
+
+
 @functools.lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     """One TLS context per process: every client reuses the loaded CA bundle."""
     return httpx.create_ssl_context()
 
 
-def _rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
+def check_rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
+    """The rows of a response body, checked: supabase-py hands back a non-JSON body as a
+    string and a JSON object as a dict without raising.
+
+    Raises:
+        BadResponse: The body is not a JSON array of objects (secrets removed from the message).
+    """
     if isinstance(data, str):
         preview = redact(data[:60].replace("\n", " "), secrets)
-        raise _BadResponse(f"{location} answered with a non-JSON body: {preview!r}")
+        raise BadResponse(f"{location} answered with a non-JSON body: {preview!r}")
     if not isinstance(data, list):
-        raise _BadResponse(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
+        raise BadResponse(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
     if not all(isinstance(row, Mapping) for row in data):
-        raise _BadResponse(f"{location} answered with an array that is not all objects")
+        raise BadResponse(f"{location} answered with an array that is not all objects")
     return data
 
 
