@@ -32,6 +32,7 @@ from livekit.plugins import deepgram, elevenlabs, openai
 from .config.alarms import Alarms, FallbackEvent, logger
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
 from .config.sources.base import Failure, Found, format_exception
+from .config.settings import snapshot_dir_from_env
 from .config.sources.snapshot import SnapshotError, SnapshotSource
 
 __all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
@@ -303,5 +304,5 @@ def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoi
 
 def _env_snapshots(env: Mapping[str, str] | None) -> SnapshotSource:
     """The snapshot source the resolver uses: ``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` first, then the shipped files."""
-    directory = (os.environ if env is None else env).get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+    directory = snapshot_dir_from_env(env)
     return SnapshotSource([directory] if directory else [])

@@ -33,6 +33,7 @@ __all__ = [
     "Source",
     "Theme",
     "ThemeSections",
+    "check_vertical",
     "component_keys",
     "node_fields",
 ]
@@ -404,6 +405,20 @@ class Provenance(BaseModel):
     detail: str | None = None
     taken_at: datetime | None = None
     location: str | None = None
+
+
+_VERTICAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def check_vertical(vertical: str) -> str:
+    """Return ``vertical`` if it is a plain name; it becomes part of snapshot and cache file names.
+
+    Raises:
+        ValueError: It is empty, too long, or holds anything but letters, digits, ``_`` and ``-``.
+    """
+    if not isinstance(vertical, str) or not _VERTICAL.match(vertical):
+        raise ValueError(f"vertical {vertical!r} is not a valid name")
+    return vertical
 
 
 def component_keys(node_names: Iterable[str]) -> list[str]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError"]
+__all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError", "snapshot_dir_from_env"]
 
 DEFAULT_DEADLINE = 1.0
 """Seconds a whole resolution may take before fallbacks are used."""
@@ -72,18 +72,24 @@ class Settings:
         env = os.environ if env is None else env
         deadline = _seconds(env, "LIVEKIT_FALLBACK_DEADLINE", DEFAULT_DEADLINE)
         ttl = _seconds(env, "LIVEKIT_FALLBACK_TTL", DEFAULT_TTL)
-        snapshot_dir = env.get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+        snapshot_dir = snapshot_dir_from_env(env)
         cache_dir = env.get("LIVEKIT_FALLBACK_CACHE_DIR", "").strip()
         values: dict[str, object] = {
             "supabase_url": env.get("SUPABASE_URL", "").strip() or None,
             "supabase_key": (env.get("SUPABASE_SERVICE_KEY") or env.get("SUPABASE_KEY") or "").strip() or None,
-            "snapshot_dir": Path(snapshot_dir) if snapshot_dir else None,
+            "snapshot_dir": snapshot_dir,
             "deadline": deadline,
             "cache_dir": Path(cache_dir) if cache_dir else None,
             "ttl": ttl,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+
+def snapshot_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
+    """``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` as a path, or ``None`` when unset."""
+    value = (os.environ if env is None else env).get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
+    return Path(value) if value else None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from ..config.resolver import Resolver
-from ..config.settings import Settings, SettingsError
+from ..config.model import check_vertical
+from ..config.settings import Settings, SettingsError, snapshot_dir_from_env
 from ..config.sources.base import format_exception
-from ..config.sources.snapshot import Snapshot, SnapshotError, default_snapshot_dir, find_snapshot, load_snapshot
+from ..config.sources.snapshot import Snapshot, SnapshotError, SnapshotSource, default_snapshot_dir, load_snapshot
 from .check import Problem, check_data, check_file, snapshot_files
 from .content import KINDS, PLATFORMS, node_order
 from .diff import diff_configs, format_diff, snapshot_components
@@ -71,7 +71,7 @@ async def pull(args: argparse.Namespace) -> int:
 
     url, key = _database()
     _check_vertical_name(args.vertical)
-    out = args.out or _env_snapshot_dir() or Path("snapshots")
+    out = args.out or snapshot_dir_from_env() or Path("snapshots")
     path = out / f"{args.vertical}.toml"
     db = await read_active(url, key, args.vertical, timeout=args.timeout)
     previous = _try_load(path)
@@ -118,7 +118,7 @@ async def diff(args: argparse.Namespace) -> int:
 @_command("check")
 async def check(args: argparse.Namespace) -> int:
     """Validate snapshot files; 0 valid, 1 problems (or warnings with ``--strict``), 2 nothing to check."""
-    paths = args.paths or [_env_snapshot_dir() or default_snapshot_dir()]
+    paths = args.paths or [snapshot_dir_from_env() or default_snapshot_dir()]
     try:
         files = snapshot_files(paths)
     except FileNotFoundError as exc:
@@ -196,20 +196,17 @@ def _database() -> tuple[str, str]:
     return settings.supabase_url, settings.supabase_key
 
 
-def _env_snapshot_dir() -> Path | None:
-    value = os.environ.get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
-    return Path(value) if value else None
-
-
 def _check_vertical_name(vertical: str) -> None:
-    if not vertical.replace("_", "").replace("-", "").isalnum():
-        raise _Fail(EXIT_FAILED, f"vertical {vertical!r} is not a valid name")
+    try:
+        check_vertical(vertical)
+    except ValueError as exc:
+        raise _Fail(EXIT_FAILED, str(exc)) from None
 
 
 def _load(vertical: str, snapshot_dir: Path | None) -> Snapshot:
-    dirs = [d for d in (snapshot_dir or _env_snapshot_dir(),) if d is not None]
+    directory = snapshot_dir or snapshot_dir_from_env()
     try:
-        return load_snapshot(find_snapshot(vertical, [*dirs, default_snapshot_dir()]))
+        return SnapshotSource([directory] if directory else []).snapshot(vertical)
     except SnapshotError as exc:
         raise _Fail(EXIT_FAILED, str(exc)) from None
 

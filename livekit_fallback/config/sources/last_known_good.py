@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -22,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme
+from ..model import AgentConfig, InvalidContent, check_vertical, ModelChoice, Node, Reason, Source, Theme
 from .base import FetchRequest, Failure, Found, Outcome
 
 __all__ = ["CACHE_SCHEMA_VERSION", "LastKnownGoodCache", "default_cache_dir"]
@@ -71,9 +70,7 @@ class LastKnownGoodCache:
         Raises:
             ValueError: The vertical is not a plain name (it becomes part of a file name).
         """
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", vertical):
-            raise ValueError(f"vertical {vertical!r} is not a valid name")
-        return self.directory / f"{vertical}.{platform}.json"
+        return self.directory / f"{check_vertical(vertical)}.{platform}.json"
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Serve each wanted component from the file, validated again against today's node set."""

@@ -19,7 +19,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..graph import DEFAULT_NODE_NAMES
-from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme
+from ..model import InvalidContent, check_vertical, ModelChoice, Node, Platform, Reason, Source, Theme
 from .base import FetchRequest, Failure, Found, Outcome
 
 if sys.version_info >= (3, 11):
@@ -129,8 +129,10 @@ def find_snapshot(vertical: str, dirs: Iterable[Path | str]) -> Path:
     Raises:
         SnapshotError: No directory holds a snapshot for the vertical.
     """
-    if not vertical.replace("_", "").replace("-", "").isalnum():
-        raise SnapshotError(f"vertical {vertical!r} is not a valid name")
+    try:
+        check_vertical(vertical)
+    except ValueError as exc:
+        raise SnapshotError(str(exc)) from None
     searched = []
     for directory in dirs:
         path = Path(directory) / f"{vertical}.toml"
