@@ -34,6 +34,15 @@ def handoffs(result: Any) -> list[tuple[str, str]]:
     return [(e.old_agent.id, e.new_agent.id) for e in result.events if isinstance(e, AgentHandoffEvent)]
 
 
+def registry_with(config: Any, handler: Any) -> ToolRegistry:
+    """A registry where mark_wrong_person runs ``handler`` and every other tool of the config answers "ok"."""
+    registry = ToolRegistry()
+    registry.tool("mark_wrong_person", description="Wrong person.")(handler)
+    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
+        registry.tool(name, description=name)(lambda args, state: "ok")
+    return registry
+
+
 @pytest.fixture
 async def config():
     """The snapshot config (no database)."""
@@ -198,12 +207,9 @@ async def test_tool_results_update_call_state_and_bad_arguments_are_errors(confi
 
 async def test_end_call_result_closes_the_session(config) -> None:
     """A tool returning ToolResult(end_call=True) ends the call after the reply."""
-    registry = ToolRegistry()
-    registry.tool("mark_wrong_person", description="Wrong person.")(
-        lambda args, state: ToolResult("Recorded; end the call.", {"wrong_person": True}, end_call=True)
+    registry = registry_with(
+        config, lambda args, state: ToolResult("Recorded; end the call.", {"wrong_person": True}, end_call=True)
     )
-    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
-        registry.tool(name, description=name)(lambda args, state: "ok")
     agents = build_node_agents(config, tools=registry, reply_on_enter=False)
     fake = FakeLLM([Call("mark_wrong_person"), "Sorry to have bothered you. Goodbye."])
     closed = asyncio.Event()
@@ -218,14 +224,10 @@ async def test_end_call_result_closes_the_session(config) -> None:
 
 async def test_a_raising_tool_is_an_error_for_the_model_and_logged(config, caplog) -> None:
     """A handler exception becomes an error tool output (no details leaked) and an ERROR log; the call goes on."""
-    registry = ToolRegistry()
-
     def broken(args: dict, state: dict) -> str:
         raise RuntimeError("backend secret-token-123 unreachable")
 
-    registry.tool("mark_wrong_person", description="Wrong person.")(broken)
-    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
-        registry.tool(name, description=name)(lambda args, state: "ok")
+    registry = registry_with(config, broken)
     agents = build_node_agents(config, tools=registry, reply_on_enter=False)
     fake = FakeLLM([Call("mark_wrong_person"), "Sorry about that."])
     async with AgentSession(llm=fake, userdata={}) as session:
@@ -265,16 +267,12 @@ async def test_config_from_fallback_still_builds_working_agents() -> None:
 @pytest.mark.parametrize(("target", "moved"), [("goodbye", True), ("book", False)])
 async def test_a_tool_can_route_the_call_within_valid_contexts(config, target: str, moved: bool) -> None:
     """A tool setting next_node hands off like SignalWire's change_context, but only to a valid_contexts target."""
-    registry = ToolRegistry()
-
-    @registry.tool(description="Wrong person: route away.")
     def mark_wrong_person(args, state):  # noqa: ANN001, ANN202
         state["wrong_person"] = True
         state["next_node"] = target
         return "Recorded."
 
-    for name in {t for n in config.nodes.values() for t in n.tools} - {"mark_wrong_person"}:
-        registry.tool(name, description=name)(lambda args, state: "ok")
+    registry = registry_with(config, mark_wrong_person)
     agents = build_node_agents(config, tools=registry, reply_on_enter=False)
     fake = FakeLLM([Call("mark_wrong_person"), "Understood."])
     async with AgentSession(llm=fake, userdata={}) as session:
