@@ -24,8 +24,16 @@ from typing import Any
 
 from supabase import Client, create_client
 
-__all__ = ["MODEL_TABLES", "NODES", "baseline_resolve", "close_baseline_client", "create_baseline_client", "load_theme",
-           "requests_per_resolution", "requests_until_crash"]
+__all__ = [
+    "MODEL_TABLES",
+    "NODES",
+    "baseline_resolve",
+    "close_baseline_client",
+    "create_baseline_client",
+    "load_theme",
+    "requests_per_resolution",
+    "requests_until_crash",
+]
 
 NODES = ("greet", "verify", "qualify", "quote", "answer", "objections", "book", "goodbye", "end")
 MODEL_TABLES = (
@@ -56,8 +64,13 @@ def load_theme(client: Client, vertical: str) -> str:
     """The theme row, or the hard-coded theme if the read fails (one request, blocking)."""
     try:
         rows = (
-            client.table("theme_prompts").select("content,content_structured")
-            .eq("vertical", vertical).eq("is_active", True).limit(1).execute().data
+            client.table("theme_prompts")
+            .select("content,content_structured")
+            .eq("vertical", vertical)
+            .eq("is_active", True)
+            .limit(1)
+            .execute()
+            .data
         )
         return rows[0]["content"]
     except Exception:  # the original logged a banner and used its hard-coded theme
@@ -68,8 +81,13 @@ def load_theme(client: Client, vertical: str) -> str:
 def _load_node(client: Client, vertical: str, node: str) -> dict[str, Any]:
     try:
         rows = (
-            client.table("active_node_prompts").select("content")
-            .eq("vertical", vertical).eq("node_name", node).limit(1).execute().data
+            client.table("active_node_prompts")
+            .select("content")
+            .eq("vertical", vertical)
+            .eq("node_name", node)
+            .limit(1)
+            .execute()
+            .data
         )
         content = dict(rows[0]["content"])
     except Exception:

@@ -10,7 +10,7 @@ import math
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from .infra import Infra
@@ -73,10 +73,8 @@ class Ticker:
         assert self._task is not None
         self.worst = max(self.worst, asyncio.get_running_loop().time() - self._due)
         self._task.cancel()
-        try:
+        with suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 @dataclass

@@ -11,8 +11,20 @@ from importlib.metadata import version
 
 from .measure import Runs
 from .scenarios import (
-    BASELINE, COLD, DEADLINE, FRESH, HANG_FIRST, HANG_OPEN, HEALTHY_0, HEALTHY_20, OPEN_CACHED, OPEN_FRESH,
-    REFUSED, SCENARIOS, WARM, Report, Row,
+    BASELINE,
+    COLD,
+    DEADLINE,
+    FRESH,
+    HANG_FIRST,
+    HANG_OPEN,
+    HEALTHY_20,
+    OPEN_CACHED,
+    OPEN_FRESH,
+    REFUSED,
+    SCENARIOS,
+    WARM,
+    Report,
+    Row,
 )
 
 ROUND_TRIP = 0.020
@@ -44,13 +56,29 @@ def _ratio(value: float) -> str:
 def _row_cells(row: Row) -> list[str]:
     if row.derived is not None:
         d = row.derived
-        return [row.scenario, row.reader, "derived ‡", f"{duration(d.wall)} ‡", "—", f"{d.requests} ‡",
-                f"{duration(d.wall)} ‡", f"{duration(d.wall)} ‡"]
+        return [
+            row.scenario,
+            row.reader,
+            "derived ‡",
+            f"{duration(d.wall)} ‡",
+            "—",
+            f"{d.requests} ‡",
+            f"{duration(d.wall)} ‡",
+            f"{duration(d.wall)} ‡",
+        ]
     runs = row.runs
     assert runs is not None
     per = f"{runs.requests_per_resolution:g}" + (" conn." if runs.counted == "connections" else "")
-    return [row.scenario, row.reader, str(runs.n), duration(runs.median), duration(runs.p99), per,
-            stall(runs.median_stall), stall(runs.worst_stall)]
+    return [
+        row.scenario,
+        row.reader,
+        str(runs.n),
+        duration(runs.median),
+        duration(runs.p99),
+        per,
+        stall(runs.median_stall),
+        stall(runs.worst_stall),
+    ]
 
 
 def header(report: Report) -> list[str]:
@@ -66,9 +94,11 @@ def header(report: Report) -> list[str]:
 
 
 def table(report: Report) -> list[str]:
-    lines = ["| scenario | reader | runs | wall, median | wall, p99 | DB requests / resolution "
-             "| loop stall, median | loop stall, worst |",
-             "|---|---|--:|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| scenario | reader | runs | wall, median | wall, p99 | DB requests / resolution "
+        "| loop stall, median | loop stall, worst |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
     lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in ordered(report)]
     return lines
 
@@ -84,8 +114,11 @@ def ratios(report: Report) -> list[str]:
         if row.reader != BASELINE:
             continue
         base = row.median
-        parts = [f"{r.reader.removeprefix('package, ')}: {_ratio(base / r.median)}"
-                 for r in report.rows if r.scenario == row.scenario and r.reader != BASELINE]
+        parts = [
+            f"{r.reader.removeprefix('package, ')}: {_ratio(base / r.median)}"
+            for r in report.rows
+            if r.scenario == row.scenario and r.reader != BASELINE
+        ]
         mark = " (baseline derived ‡)" if row.derived else ""
         lines.append(f"| {row.scenario} | {'; '.join(parts)}{mark} |")
     return lines
@@ -97,7 +130,8 @@ def extras(report: Report) -> list[str]:
         f"- Warm path (TTL hit, back to back): **{report.warm_rate:,.0f} resolutions/s** "
         f"({1e6 / report.warm_rate:.1f} µs each).",
         "- Peak Python heap of one resolution (tracemalloc; OpenSSL's own allocations are not counted): "
-        + "; ".join(f"{reader} = {value / 1024:,.0f} KiB" for reader, value in mem.items()) + ".",
+        + "; ".join(f"{reader} = {value / 1024:,.0f} KiB" for reader, value in mem.items())
+        + ".",
     ]
 
 
@@ -128,34 +162,55 @@ def targets(report: Report) -> list[Target]:
     out: list[Target] = []
     for reader in (COLD, FRESH):
         row = runs(HEALTHY_20, reader)
-        out.append(Target(f"+20 ms, {reader}: >= 10x faster than the baseline", base20 / row.median >= 10,
-                          _ratio(base20 / row.median)))
-        out.append(Target(f"+20 ms, {reader}: median within 2 round trips ({duration(2 * ROUND_TRIP)})",
-                          row.median <= 2 * ROUND_TRIP, f"median {duration(row.median)}, p99 {duration(row.p99)}"))
+        out.append(
+            Target(
+                f"+20 ms, {reader}: >= 10x faster than the baseline",
+                base20 / row.median >= 10,
+                _ratio(base20 / row.median),
+            )
+        )
+        out.append(
+            Target(
+                f"+20 ms, {reader}: median within 2 round trips ({duration(2 * ROUND_TRIP)})",
+                row.median <= 2 * ROUND_TRIP,
+                f"median {duration(row.median)}, p99 {duration(row.p99)}",
+            )
+        )
     refused = runs(REFUSED, COLD)
     out.append(Target("refused: under 50 ms at p99", refused.p99 < 0.050, duration(refused.p99)))
     first = runs(HANG_FIRST, COLD)
-    out.append(Target(f"hanging, first call: within the {DEADLINE:g} s deadline at p99", first.p99 <= DEADLINE,
-                      duration(first.p99)))
+    out.append(
+        Target(
+            f"hanging, first call: within the {DEADLINE:g} s deadline at p99",
+            first.p99 <= DEADLINE,
+            duration(first.p99),
+        )
+    )
     for reader in (OPEN_FRESH, OPEN_CACHED):
         row = runs(HANG_OPEN, reader)
         out.append(Target(f"hanging, breaker open, {reader}: under 5 ms at p99", row.p99 < 0.005, duration(row.p99)))
     for each in ordered(report):
         if each.runs is not None and each.reader != BASELINE:
-            out.append(Target(f"loop stall < 5 ms: {each.scenario}, {each.reader}", each.runs.worst_stall < 0.005,
-                              _stall(each.runs)))
-    out.append(Target("warm path: over 100,000 resolutions/s", report.warm_rate > 100_000,
-                      f"{report.warm_rate:,.0f}/s"))
+            out.append(
+                Target(
+                    f"loop stall < 5 ms: {each.scenario}, {each.reader}",
+                    each.runs.worst_stall < 0.005,
+                    _stall(each.runs),
+                )
+            )
+    out.append(
+        Target("warm path: over 100,000 resolutions/s", report.warm_rate > 100_000, f"{report.warm_rate:,.0f}/s")
+    )
     return out
 
 
 def footnotes(report: Report) -> list[str]:
     lines = [
         "- Wall time is what the caller waits for one resolution. p99 is nearest-rank; with fewer than 100 "
-        "runs it is the maximum. DB requests counts the HTTP requests the stand-in received; \"conn.\" counts "
+        'runs it is the maximum. DB requests counts the HTTP requests the stand-in received; "conn." counts '
         "TCP connections the hung proxy accepted (each carries one request that is never answered).",
         "- Loop stall: the largest lateness of a 1 ms ticker task running on the same event loop during a "
-        "resolution, median and worst over the runs; \"< 1 ms\" is below what the ticker resolves. The worst "
+        'resolution, median and worst over the runs; "< 1 ms" is below what the ticker resolves. The worst '
         "includes any garbage-collector pause that happened to fall inside a run.",
         f"- {COLD}: a new `Resolver` per resolution (a worker's first call: new HTTP client, new connections). "
         f"{FRESH}: one resolver, `fresh=True` (connections reused). {WARM}: one resolver, TTL cache hit. "
@@ -169,8 +224,11 @@ def footnotes(report: Report) -> list[str]:
         if row.derived is None or row.scenario == HANG_OPEN:
             continue
         d = row.derived
-        capped = (f"the fault was lifted after {d.cap:g} s (cap) and the client's retry then succeeded"
-                  if d.cap is not None else "it ran to completion")
+        capped = (
+            f"the fault was lifted after {d.cap:g} s (cap) and the client's retry then succeeded"
+            if d.cap is not None
+            else "it ran to completion"
+        )
         lines.append(
             f"- ‡ Baseline, {row.scenario}: {d.how} = {duration(d.wall)} with the event loop blocked throughout. "
             f"Measured: one request took {duration(d.measured_wall)} and stalled the loop for "
@@ -182,8 +240,18 @@ def footnotes(report: Report) -> list[str]:
 
 def render(report: Report) -> str:
     checks = targets(report)
-    lines = [*header(report), "", *table(report), "", *ratios(report), "", *extras(report), "",
-             "Targets (informational; never gates CI):", ""]
+    lines = [
+        *header(report),
+        "",
+        *table(report),
+        "",
+        *ratios(report),
+        "",
+        *extras(report),
+        "",
+        "Targets (informational; never gates CI):",
+        "",
+    ]
     lines += [f"- {'met' if t.met else 'MISSED'}: {t.what}: {t.value}" for t in checks]
     lines += ["", "Notes:", "", *footnotes(report)]
     return "\n".join(lines) + "\n"

@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from postgrest._sync.request_builder import get_retry_delay
 from postgrest.base_request_builder import MAX_RETRIES
 from postgrest.constants import DEFAULT_POSTGREST_CLIENT_TIMEOUT
-from postgrest._sync.request_builder import get_retry_delay
-from supabase import Client
 
 from livekit_fallback import Resolver, SupabaseSource
 from livekit_fallback.config.breaker import BreakerState, CircuitBreaker
+from supabase import Client
 
 from . import baseline
 from .infra import VERTICAL, Infra
@@ -57,10 +57,32 @@ class Plan:
     hang_cap: float
 
 
-FULL = Plan("full", {0.0: 100, 0.02: 40}, cold_runs=100, fresh_runs=200, warm_runs=2000, refused_runs=100,
-            hang_first_runs=8, open_runs=500, warm_rate_calls=300_000, refused_cap=None, hang_cap=3.0)
-QUICK = Plan("quick", {0.0: 5, 0.02: 2}, cold_runs=5, fresh_runs=5, warm_runs=200, refused_runs=5,
-             hang_first_runs=2, open_runs=50, warm_rate_calls=20_000, refused_cap=0.3, hang_cap=0.3)
+FULL = Plan(
+    "full",
+    {0.0: 100, 0.02: 40},
+    cold_runs=100,
+    fresh_runs=200,
+    warm_runs=2000,
+    refused_runs=100,
+    hang_first_runs=8,
+    open_runs=500,
+    warm_rate_calls=300_000,
+    refused_cap=None,
+    hang_cap=3.0,
+)
+QUICK = Plan(
+    "quick",
+    {0.0: 5, 0.02: 2},
+    cold_runs=5,
+    fresh_runs=5,
+    warm_runs=200,
+    refused_runs=5,
+    hang_first_runs=2,
+    open_runs=50,
+    warm_rate_calls=20_000,
+    refused_cap=0.3,
+    hang_cap=0.3,
+)
 
 
 @dataclass(frozen=True)
@@ -121,8 +143,10 @@ def _package(infra: Infra, **kwargs: Any) -> Resolver:
 def _check(config: Any, *, degraded: bool) -> None:
     if config.is_degraded != degraded:
         state = "degraded" if config.is_degraded else "healthy"
-        raise RuntimeError(f"benchmark invalid: expected a {'degraded' if degraded else 'healthy'} "
-                           f"resolution, got a {state} one ({sorted(config.degraded)})")
+        raise RuntimeError(
+            f"benchmark invalid: expected a {'degraded' if degraded else 'healthy'} "
+            f"resolution, got a {state} one ({sorted(config.degraded)})"
+        )
 
 
 def _cold(infra: Infra, *, degraded: bool) -> Callable[[], Awaitable[Cleanup]]:
@@ -130,6 +154,7 @@ def _cold(infra: Infra, *, degraded: bool) -> Callable[[], Awaitable[Cleanup]]:
         resolver = _package(infra)
         _check(await resolver.resolve(VERTICAL), degraded=degraded)
         return resolver.aclose
+
     return once
 
 
@@ -137,6 +162,7 @@ def _resolve(resolver: Resolver, *, fresh: bool, degraded: bool) -> Callable[[],
     async def once() -> Cleanup:
         _check(await resolver.resolve(VERTICAL, fresh=fresh), degraded=degraded)
         return None
+
     return once
 
 
@@ -146,6 +172,7 @@ def _baseline(client: Client) -> Callable[[], Awaitable[Cleanup]]:
         if len(config["nodes"]) != 9 or not all(config["models"].values()):
             raise RuntimeError("benchmark invalid: the baseline read an incomplete config")
         return None
+
     return once
 
 
@@ -165,10 +192,12 @@ async def healthy(
     report.rows.append(Row(scenario, COLD, await measure(infra, _cold(infra, degraded=False), plan.cold_runs)))
     progress(f"{scenario}: package fresh and warm")
     async with _package(infra, ttl=3600.0) as resolver:
-        report.rows.append(Row(scenario, FRESH, await measure(
-            infra, _resolve(resolver, fresh=True, degraded=False), plan.fresh_runs)))
-        report.rows.append(Row(scenario, WARM, await measure(
-            infra, _resolve(resolver, fresh=False, degraded=False), plan.warm_runs)))
+        report.rows.append(
+            Row(scenario, FRESH, await measure(infra, _resolve(resolver, fresh=True, degraded=False), plan.fresh_runs))
+        )
+        report.rows.append(
+            Row(scenario, WARM, await measure(infra, _resolve(resolver, fresh=False, degraded=False), plan.warm_runs))
+        )
 
 
 async def warm_rate(infra: Infra, calls: int, batches: int = 5) -> float:
@@ -246,22 +275,54 @@ async def outages(report: Report, infra: Infra, client: Client, progress: Callab
     progress(f"{REFUSED}: baseline, one request" + (f" (capped at {plan.refused_cap} s)" if plan.refused_cap else ""))
     retry = float(sum(get_retry_delay(attempt) for attempt in range(MAX_RETRIES)))
     wall, stall = await _baseline_first_request(infra, client, "refuse", plan.refused_cap)
-    report.rows.append(Row(REFUSED, BASELINE, derived=Derived(
-        retry * crash_after, 0, retry, wall, stall, plan.refused_cap,
-        f"{crash_after} requests x {retry:.0f} s of built-in retry sleeps each, then the first model read raises")))
+    report.rows.append(
+        Row(
+            REFUSED,
+            BASELINE,
+            derived=Derived(
+                retry * crash_after,
+                0,
+                retry,
+                wall,
+                stall,
+                plan.refused_cap,
+                f"{crash_after} requests x {retry:.0f} s of built-in retry sleeps each, "
+                "then the first model read raises",
+            ),
+        )
+    )
 
     progress(f"{HANG_FIRST}: package cold")
     infra.set_mode("hang")
-    report.rows.append(Row(HANG_FIRST, COLD, await measure(
-        infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0)))
+    report.rows.append(
+        Row(
+            HANG_FIRST,
+            COLD,
+            await measure(infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0),
+        )
+    )
     progress(f"{HANG_OPEN}: package")
     breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
     async with _package(infra, breaker=breaker) as resolver:
         await resolver.resolve(VERTICAL)  # times out and opens the breaker
-        report.rows.append(Row(HANG_OPEN, OPEN_FRESH, await measure(
-            infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections")))
-        report.rows.append(Row(HANG_OPEN, OPEN_CACHED, await measure(
-            infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections")))
+        report.rows.append(
+            Row(
+                HANG_OPEN,
+                OPEN_FRESH,
+                await measure(
+                    infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections"
+                ),
+            )
+        )
+        report.rows.append(
+            Row(
+                HANG_OPEN,
+                OPEN_CACHED,
+                await measure(
+                    infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections"
+                ),
+            )
+        )
         if breaker.state is not BreakerState.OPEN:
             raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
     progress(f"{HANG_FIRST}: baseline, one request (capped at {plan.hang_cap} s)")

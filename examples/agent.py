@@ -26,11 +26,11 @@ import os
 from typing import Any
 
 from livekit.agents import AgentServer, AgentSession, JobContext, cli
+from reverse_mortgage_tools import DEMO_LEAD, build_registry
 
 from livekit_fallback import resolve_agent_config
 from livekit_fallback.agents import build_node_agents
 from livekit_fallback.providers import ModelBuildError, build_llm, build_stt, build_tts
-from reverse_mortgage_tools import DEMO_LEAD, build_registry
 
 VERTICAL = os.environ.get("AGENT_VERTICAL", "reverse_mortgage")
 logger = logging.getLogger("reverse_mortgage_agent")

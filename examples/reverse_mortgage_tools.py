@@ -104,8 +104,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Check the caller's full name and property address against the lead record.",
-        parameters={"type": "object", "properties": {"full_name": string, "property_address": string},
-                    "required": ["full_name", "property_address"]},
+        parameters={
+            "type": "object",
+            "properties": {"full_name": string, "property_address": string},
+            "required": ["full_name", "property_address"],
+        },
     )
     def verify_caller_identity(args: dict[str, Any], state: State) -> str:
         lead = _lead(state)
@@ -121,11 +124,19 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Save new or corrected lead details the caller confirmed.",
-        parameters={"type": "object", "properties": {
-            "phone": string, "email": string, "full_name": string, "property_address": string,
-            "age": {"type": "integer", "minimum": 18, "maximum": 120},
-            "home_value": {"type": "number", "minimum": 0}, "mortgage_balance": {"type": "number", "minimum": 0},
-        }, "additionalProperties": False},
+        parameters={
+            "type": "object",
+            "properties": {
+                "phone": string,
+                "email": string,
+                "full_name": string,
+                "property_address": string,
+                "age": {"type": "integer", "minimum": 18, "maximum": 120},
+                "home_value": {"type": "number", "minimum": 0},
+                "mortgage_balance": {"type": "number", "minimum": 0},
+            },
+            "additionalProperties": False,
+        },
     )
     def update_lead_info(args: dict[str, Any], state: State) -> str:
         if not args:
@@ -135,8 +146,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Record whether the homeowner meets the basic reverse mortgage requirements.",
-        parameters={"type": "object", "properties": {"qualified": {"type": "boolean"}, "reason": string},
-                    "required": ["qualified"]},
+        parameters={
+            "type": "object",
+            "properties": {"qualified": {"type": "boolean"}, "reason": string},
+            "required": ["qualified"],
+        },
     )
     def mark_qualification_result(args: dict[str, Any], state: State) -> str:
         state["qualified"] = args["qualified"]
@@ -145,9 +159,14 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Record that a rough, non-binding estimate was given to the caller.",
-        parameters={"type": "object", "properties": {
-            "estimate_low": {"type": "number", "minimum": 0}, "estimate_high": {"type": "number", "minimum": 0},
-            "payout_option": string}},
+        parameters={
+            "type": "object",
+            "properties": {
+                "estimate_low": {"type": "number", "minimum": 0},
+                "estimate_high": {"type": "number", "minimum": 0},
+                "payout_option": string,
+            },
+        },
     )
     def mark_quote_presented(args: dict[str, Any], state: State) -> str:
         state["quote_presented"] = True
@@ -156,8 +175,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Search the reverse mortgage knowledge base with a short, focused query.",
-        parameters={"type": "object", "properties": {"query": {"type": "string", "minLength": 1}},
-                    "required": ["query"]},
+        parameters={
+            "type": "object",
+            "properties": {"query": {"type": "string", "minLength": 1}},
+            "required": ["query"],
+        },
     )
     def search_knowledge(args: dict[str, Any], state: State) -> str:
         hits = search_faq(args["query"], faq)
@@ -181,8 +203,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="Record a concern or hesitation the caller raised.",
-        parameters={"type": "object", "properties": {"objection": {"type": "string", "minLength": 1}},
-                    "required": ["objection"]},
+        parameters={
+            "type": "object",
+            "properties": {"objection": {"type": "string", "minLength": 1}},
+            "required": ["objection"],
+        },
     )
     def mark_has_objection(args: dict[str, Any], state: State) -> str:
         state["has_objection"] = True
@@ -191,8 +216,13 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
 
     @registry.tool(
         description="List open broker appointment times on the next three weekdays.",
-        parameters={"type": "object", "properties": {
-            "preferred_day": string, "time_of_day": {"type": "string", "enum": ["morning", "afternoon", "any"]}}},
+        parameters={
+            "type": "object",
+            "properties": {
+                "preferred_day": string,
+                "time_of_day": {"type": "string", "enum": ["morning", "afternoon", "any"]},
+            },
+        },
     )
     def check_broker_availability(args: dict[str, Any], state: State) -> str:
         slots = available_slots(_today(state), set(state.get("booked_slots", [])))
@@ -200,15 +230,23 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
         if wanted != "any":
             slots = [s for s in slots if (int(s[11:13]) < 12) == (wanted == "morning")] or slots
         day = str(args.get("preferred_day", "")).lower()
-        slots = [s for s in slots if day and datetime.strptime(s[:10], "%Y-%m-%d").strftime("%A").lower() == day] or slots
+        slots = [
+            s for s in slots if day and datetime.strptime(s[:10], "%Y-%m-%d").strftime("%A").lower() == day
+        ] or slots
         state["offered_slots"] = slots[:3]
         return "Open times: " + "; ".join(f"{_spoken(s)} (slot {s})" for s in slots[:3])
 
     @registry.tool(
         description="Book the broker appointment the caller confirmed.",
-        parameters={"type": "object", "properties": {
-            "slot": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$"}, "phone": string,
-            "meeting_type": {"type": "string", "enum": ["phone", "in_person"]}}, "required": ["slot", "phone"]},
+        parameters={
+            "type": "object",
+            "properties": {
+                "slot": {"type": "string", "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}$"},
+                "phone": string,
+                "meeting_type": {"type": "string", "enum": ["phone", "in_person"]},
+            },
+            "required": ["slot", "phone"],
+        },
     )
     def book_appointment(args: dict[str, Any], state: State) -> ToolResult:
         booked = state.setdefault("booked_slots", [])

@@ -30,8 +30,16 @@ from .config.graph import END_NODE
 from .config.model import AgentConfig, Node
 from .tools import NEXT_NODE_KEY, ToolArgumentError, ToolRegistry, ToolSpec
 
-__all__ = ["HANDOFF_PREFIX", "NEXT_NODE_KEY", "NodeAgent", "NodeAgents", "bind_tools", "build_node_agents", "call_state",
-           "compose_instructions"]
+__all__ = [
+    "HANDOFF_PREFIX",
+    "NEXT_NODE_KEY",
+    "NodeAgent",
+    "NodeAgents",
+    "bind_tools",
+    "build_node_agents",
+    "call_state",
+    "compose_instructions",
+]
 
 HANDOFF_PREFIX = "move_to_"
 """Handoff tools are named ``move_to_<target node>``."""
@@ -111,9 +119,12 @@ def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
         except ToolArgumentError as exc:
             raise ToolError(str(exc)) from None
         except Exception:
-            logger.exception("Tool %s raised; the model is told it failed", name,
-                             extra={"event": "tool_error", "tool": name})
-            raise ToolError(f"{name} failed. Do not guess its result; tell the caller someone will follow up.") from None
+            logger.exception(
+                "Tool %s raised; the model is told it failed", name, extra={"event": "tool_error", "tool": name}
+            )
+            raise ToolError(
+                f"{name} failed. Do not guess its result; tell the caller someone will follow up."
+            ) from None
         state.update(result.state)
         target = state.pop(NEXT_NODE_KEY, None)
         if result.end_call:
@@ -244,7 +255,10 @@ class NodeAgents(Mapping[str, NodeAgent]):
             return await self._hand_off(current, target)
         logger.warning(
             "Tool %s asked to move from %r to %r, which is not in its valid_contexts; staying",
-            by, current.node.name, target, extra={"event": "route_refused", "tool": by},
+            by,
+            current.node.name,
+            target,
+            extra={"event": "route_refused", "tool": by},
         )
         return None
 

@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import openai as openai_sdk
 from livekit.agents import inference, llm, stt, tts
@@ -31,13 +31,13 @@ from livekit.plugins import deepgram, elevenlabs, openai
 
 from .config.alarms import Alarms, FallbackEvent, logger
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
-from .config.sources.base import Failure, Found, format_exception
 from .config.settings import snapshot_dir_from_env
+from .config.sources.base import Failure, Found, format_exception
 from .config.sources.snapshot import SnapshotError, SnapshotSource
 
 __all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
 
-Instance = Union[stt.STT, llm.LLM, tts.TTS]
+Instance = stt.STT | llm.LLM | tts.TTS
 
 _ALARMS = Alarms()
 """Model-build fallbacks of this process: a full banner first, then counted short lines."""
@@ -258,9 +258,15 @@ def _build(
             raise ModelBuildError(choice, exc.attempts, backup_exc) from None
         where = getattr(config.provenance.get(f"models.{kind}"), "location", None) or f"models.{kind}"
         (alarms or _ALARMS).fallback(
-            FallbackEvent(f"models.{kind}", config.vertical, config.platform,
-                          Failure(Reason.INVALID_CONTENT, str(exc), where, exc), found, Source.SNAPSHOT,
-                          datetime.now(timezone.utc))
+            FallbackEvent(
+                f"models.{kind}",
+                config.vertical,
+                config.platform,
+                Failure(Reason.INVALID_CONTENT, str(exc), where, exc),
+                found,
+                Source.SNAPSHOT,
+                datetime.now(timezone.utc),
+            )
         )
         return used.instance
     (alarms or _ALARMS).resolution(config.vertical, config.platform, (), healthy=[f"models.{kind}"])
@@ -296,7 +302,9 @@ def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoi
         else:
             logger.error(
                 "%s model '%s' failed mid-call; FallbackAdapter moves to the next model",
-                kind.upper(), name, extra={"event": "model_runtime_fallback", "model_kind": kind, "model": name},
+                kind.upper(),
+                name,
+                extra={"event": "model_runtime_fallback", "model_kind": kind, "model": name},
             )
 
     adapter.on(f"{kind}_availability_changed", changed)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-from concurrent.futures import ThreadPoolExecutor
 import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import jsonschema
 
@@ -53,7 +53,7 @@ NEXT_NODE_KEY = "next_node"
 RESERVED_NAMES = RESERVED_TOOL_NAMES
 """Names SignalWire reserves for its native tools; never registrable."""
 
-Handler = Callable[[dict[str, Any], MutableMapping[str, Any]], Union[Any, Awaitable[Any]]]
+Handler = Callable[[dict[str, Any], MutableMapping[str, Any]], Any | Awaitable[Any]]
 
 
 class UnknownToolError(KeyError):
@@ -127,7 +127,9 @@ class ToolSpec:
         """
         if not isinstance(arguments, dict):
             raise ToolArgumentError(f"{self.name}: arguments must be a JSON object, got {type(arguments).__name__}")
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.parameters).iter_errors(arguments))
+        error = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(self.parameters).iter_errors(arguments)
+        )
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path)
             raise ToolArgumentError(f"{self.name}: {f'{where}: ' if where else ''}{error.message}")
@@ -241,8 +243,12 @@ class ToolRegistry:
         changed = {k: v for k, v in state.items() if k not in before or before[k] != v}
         removed = tuple(k for k in before if k not in state)
         if isinstance(result, ToolResult):
-            return ToolResult(result.response, {**changed, **result.state}, result.end_call,
-                              tuple(dict.fromkeys((*removed, *result.removed))))
+            return ToolResult(
+                result.response,
+                {**changed, **result.state},
+                result.end_call,
+                tuple(dict.fromkeys((*removed, *result.removed))),
+            )
         if isinstance(result, str):
             return ToolResult(result, changed, removed=removed)
         return ToolResult(json.dumps(result, default=str), changed, removed=removed)

@@ -34,8 +34,8 @@ from livekit_fallback.tools import ToolRegistry
 
 from .auth import Credentials, InsecureServerError, auth_middleware
 from .bodies import error_middleware, error_reply, read_json
-from .parameters import swaig_parameters
 from .dispatch import handle_swaig
+from .parameters import swaig_parameters
 from .swml import DEFAULT_LANGUAGE, CallerContext, Language, build_swml
 
 __all__ = ["DEFAULT_MAX_BODY", "DEFAULT_VERTICAL", "PATHS", "ServerState", "create_app", "run_server", "state_of"]
@@ -224,8 +224,13 @@ async def _health(request: web.Request) -> web.StreamResponse:
     }
     status = "degraded" if degraded else "ok"
     return web.json_response(
-        {**base, "status": status, "database": _database_health(state), "components": len(config.provenance),
-         "degraded": degraded}
+        {
+            **base,
+            "status": status,
+            "database": _database_health(state),
+            "components": len(config.provenance),
+            "degraded": degraded,
+        }
     )
 
 

@@ -28,7 +28,7 @@ class Call:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-Step = Union[str, Call, "list[Union[str, Call]]", Callable[["Seen"], Any]]
+Step = Union[str, Call, "list[str | Call]", Callable[["Seen"], Any]]
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,6 @@ class _Stream(llm.LLMStream):
             if isinstance(p, Call)
         ]
         for text in (p for p in self._parts if isinstance(p, str)):
-            self._event_ch.send_nowait(
-                ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", content=text))
-            )
+            self._event_ch.send_nowait(ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", content=text)))
         if calls:
-            self._event_ch.send_nowait(
-                ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", tool_calls=calls))
-            )
+            self._event_ch.send_nowait(ChatChunk(id=request_id, delta=ChoiceDelta(role="assistant", tool_calls=calls)))

@@ -1,4 +1,4 @@
-"""A local OpenAI-compatible chat-completions server speaking the real SSE wire format.
+r"""A local OpenAI-compatible chat-completions server speaking the real SSE wire format.
 
 Tests point the real ``openai.LLM`` plugin at it (``base_url``) and assert on
 the requests it received. It binds 127.0.0.1 only, sets TCP_NODELAY, and is
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -42,7 +43,7 @@ class ToolCall:
     arguments: dict[str, Any] = field(default_factory=dict)
 
 
-Reply = Union[str, ToolCall, "list[Union[str, ToolCall]]"]
+Reply = Union[str, ToolCall, "list[str | ToolCall]"]
 Responder = Callable[[dict[str, Any]], Reply]
 _ids = itertools.count(1)
 
@@ -120,16 +121,31 @@ class OpenAICompatibleServer:
         completion_id, created = f"chatcmpl-{next(_ids)}", int(time.time())
 
         async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
-            chunk = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                     "choices": choices, **extra}
+            chunk = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
             await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
         for text in (p for p in parts if isinstance(p, str)):
             await send([{"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": None}])
         calls = [p for p in parts if isinstance(p, ToolCall)]
         for index, call in enumerate(calls):
-            delta = {"role": "assistant", "tool_calls": [{"index": index, "id": f"call_{next(_ids)}", "type": "function",
-                     "function": {"name": call.name, "arguments": json.dumps(call.arguments)}}]}
+            delta = {
+                "role": "assistant",
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": f"call_{next(_ids)}",
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": json.dumps(call.arguments)},
+                    }
+                ],
+            }
             await send([{"index": 0, "delta": delta, "finish_reason": None}])
         await send([{"index": 0, "delta": {}, "finish_reason": "tool_calls" if calls else "stop"}])
         await send([], usage={"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15})
@@ -155,7 +171,8 @@ def demo_responder(body: dict[str, Any]) -> Reply:
     tag = f"[{body.get('model')} @ {step}]"
     if last.get("role") == "tool":
         output = _text(last)
-        return f"{tag} {'We need to finish this step first.' if output.startswith('Not moved') else 'Done.'} ({output[:160]})"
+        reply = "We need to finish this step first." if output.startswith("Not moved") else "Done."
+        return f"{tag} {reply} ({output[:160]})"
     if last.get("role") != "user":
         return f"{tag} Hello, this is the reverse mortgage team. Am I speaking with the homeowner?"
     said = _text(last).strip()
@@ -189,10 +206,8 @@ def main() -> None:
         finally:
             await server.stop()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

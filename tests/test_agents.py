@@ -87,7 +87,7 @@ async def test_valid_handoff_moves_to_target_with_history() -> None:
 
 
 async def test_target_outside_valid_contexts_is_impossible(config) -> None:
-    """greet offers no move_to_book; a model calling it anyway gets an error and stays in greet."""
+    """Greet offers no move_to_book; a model calling it anyway gets an error and stays in greet."""
     agents = build_node_agents(config, tools=example_registry())
     fake = FakeLLM([GREETING, Call("move_to_book"), "Sorry, let me first confirm who I am speaking with."])
     async with AgentSession(llm=fake, userdata={}) as session:
@@ -144,7 +144,7 @@ async def test_turn_counter_gates_greet_until_the_caller_replies(config) -> None
 
 
 async def test_a_node_can_be_entered_again_with_the_whole_history(config) -> None:
-    """answer -> goodbye -> answer: the same node agent is re-entered and sees every earlier turn."""
+    """Answer -> goodbye -> answer: the same node agent is re-entered and sees every earlier turn."""
     agents = build_node_agents(config, tools=example_registry())
     fake = FakeLLM(
         [
@@ -168,7 +168,7 @@ async def test_a_node_can_be_entered_again_with_the_whole_history(config) -> Non
 
 
 async def test_reaching_end_closes_the_session(config) -> None:
-    """goodbye -> end: the end node's entry closes the session."""
+    """Goodbye -> end: the end node's entry closes the session."""
     agents = build_node_agents(config, tools=example_registry())
     fake = FakeLLM(["Is there anything else I can help with?", ["Goodbye, take care!", Call("move_to_end")]])
     closed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -224,6 +224,7 @@ async def test_end_call_result_closes_the_session(config) -> None:
 
 async def test_a_raising_tool_is_an_error_for_the_model_and_logged(config, caplog) -> None:
     """A handler exception becomes an error tool output (no details leaked) and an ERROR log; the call goes on."""
+
     def broken(args: dict, state: dict) -> str:
         raise RuntimeError("backend secret-token-123 unreachable")
 
@@ -267,6 +268,7 @@ async def test_config_from_fallback_still_builds_working_agents() -> None:
 @pytest.mark.parametrize(("target", "moved"), [("goodbye", True), ("book", False)])
 async def test_a_tool_can_route_the_call_within_valid_contexts(config, target: str, moved: bool) -> None:
     """A tool setting next_node hands off like SignalWire's change_context, but only to a valid_contexts target."""
+
     def mark_wrong_person(args, state):  # noqa: ANN001, ANN202
         state["wrong_person"] = True
         state["next_node"] = target

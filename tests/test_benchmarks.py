@@ -10,16 +10,36 @@ from benchmarks.baseline import requests_per_resolution, requests_until_crash
 from benchmarks.report import render, targets
 from benchmarks.run import run_benchmarks
 from benchmarks.scenarios import (
-    BASELINE, COLD, FRESH, HANG_FIRST, HANG_OPEN, HEALTHY_0, HEALTHY_20, OPEN_CACHED, OPEN_FRESH, REFUSED, WARM,
+    BASELINE,
+    COLD,
+    FRESH,
+    HANG_FIRST,
+    HANG_OPEN,
+    HEALTHY_0,
+    HEALTHY_20,
+    OPEN_CACHED,
+    OPEN_FRESH,
+    REFUSED,
+    WARM,
     Report,
 )
 
 EXPECTED_ROWS = {
-    (HEALTHY_0, BASELINE), (HEALTHY_0, COLD), (HEALTHY_0, FRESH), (HEALTHY_0, WARM),
-    (HEALTHY_20, BASELINE), (HEALTHY_20, COLD), (HEALTHY_20, FRESH), (HEALTHY_20, WARM),
-    (REFUSED, BASELINE), (REFUSED, COLD),
-    (HANG_FIRST, BASELINE), (HANG_FIRST, COLD),
-    (HANG_OPEN, BASELINE), (HANG_OPEN, OPEN_FRESH), (HANG_OPEN, OPEN_CACHED),
+    (HEALTHY_0, BASELINE),
+    (HEALTHY_0, COLD),
+    (HEALTHY_0, FRESH),
+    (HEALTHY_0, WARM),
+    (HEALTHY_20, BASELINE),
+    (HEALTHY_20, COLD),
+    (HEALTHY_20, FRESH),
+    (HEALTHY_20, WARM),
+    (REFUSED, BASELINE),
+    (REFUSED, COLD),
+    (HANG_FIRST, BASELINE),
+    (HANG_FIRST, COLD),
+    (HANG_OPEN, BASELINE),
+    (HANG_OPEN, OPEN_FRESH),
+    (HANG_OPEN, OPEN_CACHED),
 }
 
 

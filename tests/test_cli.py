@@ -16,7 +16,10 @@ def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     base = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE_")}
     return subprocess.run(
         [sys.executable, "-m", "livekit_fallback.cli", *args],
-        capture_output=True, text=True, timeout=60, env={**base, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**base, **(env or {})},
     )
 
 
@@ -44,7 +47,13 @@ def test_resolve_table_lists_every_component() -> None:
     result = _run("resolve", "--vertical", "reverse_mortgage")
     assert result.returncode == 0, result.stderr
     rows = [line.split()[:3] for line in result.stdout.splitlines()[3:]]
-    assert [r[0] for r in rows] == ["theme", *(f"nodes.{n}" for n in NODE_NAMES), "models.stt", "models.llm", "models.tts"]
+    assert [r[0] for r in rows] == [
+        "theme",
+        *(f"nodes.{n}" for n in NODE_NAMES),
+        "models.stt",
+        "models.llm",
+        "models.tts",
+    ]
     assert {(r[1], r[2]) for r in rows} == {("snapshot", "not_configured")}
 
 

@@ -24,7 +24,7 @@ async def test_healthy_database_serves_every_component(db_resolver: Resolver, se
 
 
 async def test_queries_are_pinned(db_resolver: Resolver, seeded: SeededDatabase) -> None:
-    """One request per table group, five in all, with exactly these URLs (a client upgrade that changes them fails here)."""
+    """One request per table group, five in all, with exactly these URLs (a client upgrade changing them fails)."""
     await db_resolver.resolve("reverse_mortgage", "signalwire")
     paths = sorted(unquote(r.path) for r in seeded.standin.requests)
     assert paths == sorted(
@@ -49,12 +49,19 @@ def _cli_json(seeded: SeededDatabase, tmp_path, *extra: str) -> tuple[dict, str,
     import sys
     import time
 
-    env = {**os.environ, "SUPABASE_URL": seeded.url, "SUPABASE_SERVICE_KEY": seeded.key,
-           "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SUPABASE_URL": seeded.url,
+        "SUPABASE_SERVICE_KEY": seeded.key,
+        "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path),
+    }
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "livekit_fallback.cli", "resolve", "--vertical", "reverse_mortgage", "--json", *extra],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr, time.perf_counter() - started
@@ -93,11 +100,18 @@ def test_cli_status_reports_reachability_truthfully(seeded: SeededDatabase, tmp_
     import sys
 
     url = seeded.url if healthy else "http://127.0.0.1:1"
-    env = {**os.environ, "SUPABASE_URL": url, "SUPABASE_SERVICE_KEY": seeded.key,
-           "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SUPABASE_URL": url,
+        "SUPABASE_SERVICE_KEY": seeded.key,
+        "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "livekit_fallback.cli", "status", "--vertical", "reverse_mortgage"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     report = json.loads(result.stdout)
     assert result.returncode == (0 if healthy else 3)

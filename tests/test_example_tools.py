@@ -22,9 +22,13 @@ async def test_verification_matches_the_lead_and_counts_attempts() -> None:
     """Name and street must match the lead; a mismatch says which detail failed."""
     registry = example_registry()
     state: dict = {"lead": {"first_name": "Ann", "last_name": "Ruiz", "property_address": "9 Elm Road, Dover"}}
-    bad = await registry.call("verify_caller_identity", {"full_name": "Ann Ruiz", "property_address": "10 Elm Road"}, state)
+    bad = await registry.call(
+        "verify_caller_identity", {"full_name": "Ann Ruiz", "property_address": "10 Elm Road"}, state
+    )
     assert bad.response.startswith("Not verified: the property address") and state["verified"] is False
-    good = await registry.call("verify_caller_identity", {"full_name": "ann ruiz", "property_address": "9 elm road dover"}, state)
+    good = await registry.call(
+        "verify_caller_identity", {"full_name": "ann ruiz", "property_address": "9 elm road dover"}, state
+    )
     assert good.state["verified"] is True and state["verify_attempts"] == 2
 
 

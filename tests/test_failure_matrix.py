@@ -31,13 +31,22 @@ GROUPS = {
 }
 
 HTTP_FAULTS = {
-    "http_500": (Status.json(500, {"code": "XX000", "message": "internal error", "details": None, "hint": None}),
-                 Reason.HTTP_ERROR, "internal error"),
+    "http_500": (
+        Status.json(500, {"code": "XX000", "message": "internal error", "details": None, "hint": None}),
+        Reason.HTTP_ERROR,
+        "internal error",
+    ),
     "http_503_html": (Status(503, b"<html>Service Unavailable</html>", "text/html"), Reason.HTTP_ERROR, "503"),
-    "http_401": (Status.json(401, {"message": "Invalid API key", "hint": "Double check your key"}),
-                 Reason.AUTH, "Invalid API key"),
-    "http_401_jwt": (Status.json(401, {"code": "PGRST301", "message": "JWSError", "details": None, "hint": None}),
-                     Reason.AUTH, "PGRST301"),
+    "http_401": (
+        Status.json(401, {"message": "Invalid API key", "hint": "Double check your key"}),
+        Reason.AUTH,
+        "Invalid API key",
+    ),
+    "http_401_jwt": (
+        Status.json(401, {"code": "PGRST301", "message": "JWSError", "details": None, "hint": None}),
+        Reason.AUTH,
+        "PGRST301",
+    ),
     "non_json_200": (Status(200, b"<html>captive portal</html>", "text/html"), Reason.BAD_RESPONSE, "non-JSON"),
     "object_200": (Status.json(200, {"rows": []}), Reason.BAD_RESPONSE, "JSON dict"),
     "array_of_strings_200": (Status.json(200, ["x"]), Reason.BAD_RESPONSE, "not all objects"),
@@ -175,37 +184,70 @@ def _restore_model_index(db: SeededDatabase) -> None:
 
 BAD_NODE = {"role": "r", "instructions": "i", "tools": []}
 DATA_FAULTS: dict[str, tuple[Callable[[SeededDatabase], None], dict[str, Reason], str]] = {
-    "theme_zero_rows": (lambda db: set_theme(db.dsn, "reverse_mortgage", None),
-                        {"theme": Reason.MISSING_ROW}, "no row in theme_prompts"),
-    "theme_inactive": (lambda db: set_theme(db.dsn, "reverse_mortgage", {"content": "x"}, is_active=False),
-                       {"theme": Reason.MISSING_ROW}, "no row in theme_prompts"),
-    "theme_invalid": (lambda db: set_theme(db.dsn, "reverse_mortgage", {"identity": "only identity"}),
-                      {"theme": Reason.INVALID_CONTENT}, "content_structured"),
-    "node_missing": (lambda db: delete_node(db.dsn, "reverse_mortgage", "verify"),
-                     {"nodes.verify": Reason.MISSING_ROW}, "no active, non-draft prompt version"),
-    "some_nodes_missing": (lambda db: [delete_node(db.dsn, "reverse_mortgage", n) for n in ("quote", "book", "end")],
-                           {"nodes.quote": Reason.MISSING_ROW, "nodes.book": Reason.MISSING_ROW,
-                            "nodes.end": Reason.MISSING_ROW}, "no active, non-draft prompt version"),
+    "theme_zero_rows": (
+        lambda db: set_theme(db.dsn, "reverse_mortgage", None),
+        {"theme": Reason.MISSING_ROW},
+        "no row in theme_prompts",
+    ),
+    "theme_inactive": (
+        lambda db: set_theme(db.dsn, "reverse_mortgage", {"content": "x"}, is_active=False),
+        {"theme": Reason.MISSING_ROW},
+        "no row in theme_prompts",
+    ),
+    "theme_invalid": (
+        lambda db: set_theme(db.dsn, "reverse_mortgage", {"identity": "only identity"}),
+        {"theme": Reason.INVALID_CONTENT},
+        "content_structured",
+    ),
+    "node_missing": (
+        lambda db: delete_node(db.dsn, "reverse_mortgage", "verify"),
+        {"nodes.verify": Reason.MISSING_ROW},
+        "no active, non-draft prompt version",
+    ),
+    "some_nodes_missing": (
+        lambda db: [delete_node(db.dsn, "reverse_mortgage", n) for n in ("quote", "book", "end")],
+        {"nodes.quote": Reason.MISSING_ROW, "nodes.book": Reason.MISSING_ROW, "nodes.end": Reason.MISSING_ROW},
+        "no active, non-draft prompt version",
+    ),
     "node_two_active": (_two_active_prompts, {"nodes.verify": Reason.INVALID_CONTENT}, "2 active prompts"),
     "node_unknown_target": (
         lambda db: set_node_content(db.dsn, "reverse_mortgage", "verify", {**BAD_NODE, "valid_contexts": ["nowhere"]}),
-        {"nodes.verify": Reason.INVALID_CONTENT}, "unknown node(s) ['nowhere']"),
+        {"nodes.verify": Reason.INVALID_CONTENT},
+        "unknown node(s) ['nowhere']",
+    ),
     "node_bad_criteria": (
-        lambda db: set_node_content(db.dsn, "reverse_mortgage", "qualify",
-                                    {**BAD_NODE, "step_criteria_lk": "__import__('os').system('id')"}),
-        {"nodes.qualify": Reason.INVALID_CONTENT}, "Call is not allowed"),
-    "node_not_an_object": (lambda db: set_node_content(db.dsn, "reverse_mortgage", "greet", '"just text"'),
-                           {"nodes.greet": Reason.INVALID_CONTENT}, "not valid JSON, expected a JSON object"),
+        lambda db: set_node_content(
+            db.dsn, "reverse_mortgage", "qualify", {**BAD_NODE, "step_criteria_lk": "__import__('os').system('id')"}
+        ),
+        {"nodes.qualify": Reason.INVALID_CONTENT},
+        "Call is not allowed",
+    ),
+    "node_not_an_object": (
+        lambda db: set_node_content(db.dsn, "reverse_mortgage", "greet", '"just text"'),
+        {"nodes.greet": Reason.INVALID_CONTENT},
+        "not valid JSON, expected a JSON object",
+    ),
     "end_not_terminal": (
         lambda db: set_node_content(db.dsn, "reverse_mortgage", "end", {**BAD_NODE, "valid_contexts": ["greet"]}),
-        {"nodes.end": Reason.INVALID_CONTENT}, "terminal node"),
-    "model_zero_rows": (lambda db: set_active_model(db.dsn, "livekit_available_stt_models", None),
-                        {"models.stt": Reason.MISSING_ROW}, "no row in livekit_available_stt_models"),
+        {"nodes.end": Reason.INVALID_CONTENT},
+        "terminal node",
+    ),
+    "model_zero_rows": (
+        lambda db: set_active_model(db.dsn, "livekit_available_stt_models", None),
+        {"models.stt": Reason.MISSING_ROW},
+        "no row in livekit_available_stt_models",
+    ),
     "model_two_active": (_two_active_models, {"models.llm": Reason.INVALID_CONTENT}, "2 rows"),
-    "model_unknown_provider": (lambda db: set_active_model(db.dsn, "livekit_available_voices", "acme/voice-1:v"),
-                               {"models.tts": Reason.INVALID_CONTENT}, "unknown provider 'acme'"),
-    "model_malformed": (lambda db: set_active_model(db.dsn, "livekit_available_stt_models", "nova-3"),
-                        {"models.stt": Reason.INVALID_CONTENT}, "is not provider/model"),
+    "model_unknown_provider": (
+        lambda db: set_active_model(db.dsn, "livekit_available_voices", "acme/voice-1:v"),
+        {"models.tts": Reason.INVALID_CONTENT},
+        "unknown provider 'acme'",
+    ),
+    "model_malformed": (
+        lambda db: set_active_model(db.dsn, "livekit_available_stt_models", "nova-3"),
+        {"models.stt": Reason.INVALID_CONTENT},
+        "is not provider/model",
+    ),
 }
 
 

@@ -27,8 +27,7 @@ async def client(fault_proxy, standin, clean_dsn):
 
 async def read_theme(client) -> list:
     """Reads the theme row the way the resolver does."""
-    resp = await (client.table("theme_prompts").select("vertical, content")
-                  .eq("vertical", VERTICAL).limit(2).execute())
+    resp = await client.table("theme_prompts").select("vertical, content").eq("vertical", VERTICAL).limit(2).execute()
     return resp.data
 
 
@@ -80,10 +79,13 @@ async def test_reset_is_transport_error(client, fault_proxy, standin):
 def test_reset_sends_rst(fault_proxy):
     """reset: a raw socket sees ECONNRESET rather than a clean EOF."""
     fault_proxy.set_mode("reset")
-    with pytest.raises(ConnectionResetError):  # from connect(), send() or recv(): a race
-        with socket.create_connection(("127.0.0.1", fault_proxy.port), timeout=1) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            sock.recv(1)
+    # ConnectionResetError may come from connect(), send() or recv(): a race
+    with (
+        pytest.raises(ConnectionResetError),
+        socket.create_connection(("127.0.0.1", fault_proxy.port), timeout=1) as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.recv(1)
 
 
 async def test_delay_adds_latency(client, fault_proxy):

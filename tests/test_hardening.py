@@ -50,8 +50,9 @@ async def test_redirects_are_not_followed_so_the_key_stays_home() -> None:
     """A database answering 302 to another host gets an http_error fallback; the other host sees nothing."""
     target_handler = type("Target", (_Recorder,), {"seen": [], "location": ""})
     target = _serve(target_handler)
-    redirect_handler = type("Redirect", (_Recorder,), {"seen": [],
-                                                       "location": f"http://127.0.0.1:{target.server_address[1]}"})
+    redirect_handler = type(
+        "Redirect", (_Recorder,), {"seen": [], "location": f"http://127.0.0.1:{target.server_address[1]}"}
+    )
     redirect = _serve(redirect_handler)
     try:
         url = f"http://127.0.0.1:{redirect.server_address[1]}"
@@ -83,7 +84,7 @@ async def test_an_error_page_echoing_the_key_is_redacted_in_logs_and_provenance(
 async def test_a_new_problem_after_an_outage_gets_its_own_banner(
     seeded: SeededDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A component that goes from 'database down' straight to 'bad row' is bannered again, not folded into the outage."""
+    """A component going from 'database down' straight to 'bad row' is bannered again, not folded into the outage."""
     caplog.set_level(logging.ERROR, logger="livekit_fallback")
     async with Resolver(database=SupabaseSource(seeded.url, seeded.key), ttl=0, deadline=0.5) as resolver:
         seeded.standin.set_fault("*", Status.json(500, {"message": "down"}))
@@ -93,7 +94,8 @@ async def test_a_new_problem_after_an_outage_gets_its_own_banner(
         await resolver.resolve("reverse_mortgage")
     verify = [r for r in caplog.records if getattr(r, "component", None) == "nodes.verify"]
     assert [(r.event, r.reason_class) for r in verify] == [
-        ("config_fallback", "http_error"), ("config_fallback", "missing_row")
+        ("config_fallback", "http_error"),
+        ("config_fallback", "missing_row"),
     ]
 
 
@@ -110,16 +112,18 @@ async def test_ttl_zero_reads_the_database_every_time(seeded: SeededDatabase) ->
 
 async def test_naive_timestamps_in_the_cache_are_read_as_utc(seeded: SeededDatabase, tmp_path: Path) -> None:
     """A hand-edited cache file whose read times lack a zone is still served, not a crash."""
-    async with Resolver(database=SupabaseSource(seeded.url, seeded.key),
-                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+    async with Resolver(
+        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
+    ) as resolver:
         await resolver.resolve("reverse_mortgage")
     path = tmp_path / "reverse_mortgage.livekit.json"
     data = json.loads(path.read_text())
     for entry in data["components"].values():
         entry["read_at"] = entry["read_at"].split("+")[0]
     path.write_text(json.dumps(data))
-    async with Resolver(database=SupabaseSource("http://127.0.0.1:1", seeded.key),
-                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+    async with Resolver(
+        database=SupabaseSource("http://127.0.0.1:1", seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
+    ) as resolver:
         config = await resolver.resolve("reverse_mortgage")
     assert {p.source for p in config.provenance.values()} == {Source.LAST_KNOWN_GOOD}
 

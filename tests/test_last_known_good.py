@@ -1,4 +1,4 @@
-"""The last-known-good cache: written atomically after database reads, preferred over the snapshot, robust to bad files."""
+"""The last-known-good cache: written atomically after reads, preferred over the snapshot, robust to bad files."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ DEAD = "http://127.0.0.1:1"
 
 
 async def _warm_cache(seeded: SeededDatabase, cache_dir: Path, platform: str = "livekit") -> None:
-    async with Resolver(database=SupabaseSource(seeded.url, seeded.key),
-                        last_known_good=LastKnownGoodCache(cache_dir)) as resolver:
+    async with Resolver(
+        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(cache_dir)
+    ) as resolver:
         config = await resolver.resolve("reverse_mortgage", platform)  # type: ignore[arg-type]
         assert not config.is_degraded
 
@@ -43,11 +44,18 @@ def test_a_new_process_serves_the_cached_copy_during_an_outage(seeded: SeededDat
     import asyncio
 
     asyncio.run(_warm_cache(seeded, tmp_path))
-    env = {**os.environ, "SUPABASE_URL": DEAD, "SUPABASE_SERVICE_KEY": seeded.key,
-           "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "SUPABASE_URL": DEAD,
+        "SUPABASE_SERVICE_KEY": seeded.key,
+        "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "livekit_fallback.cli", "resolve", "--vertical", "reverse_mortgage", "--json"],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -64,10 +72,12 @@ async def test_a_broken_node_falls_back_to_its_last_good_database_copy(
     """A node that turns invalid in the database is served from the copy read before, not the old snapshot."""
     caplog.set_level(logging.ERROR, logger="livekit_fallback")
     await _warm_cache(seeded, tmp_path)
-    set_node_content(seeded.dsn, "reverse_mortgage", "verify", {"role": "r", "instructions": "i",
-                                                                "valid_contexts": ["nowhere"]})
-    async with Resolver(database=SupabaseSource(seeded.url, seeded.key),
-                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+    set_node_content(
+        seeded.dsn, "reverse_mortgage", "verify", {"role": "r", "instructions": "i", "valid_contexts": ["nowhere"]}
+    )
+    async with Resolver(
+        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
+    ) as resolver:
         config = await resolver.resolve("reverse_mortgage")
     prov = config.provenance["nodes.verify"]
     assert (prov.source, prov.reason) == (Source.LAST_KNOWN_GOOD, Reason.INVALID_CONTENT)
@@ -93,8 +103,9 @@ async def test_bad_cache_files_are_reported_and_skipped(
     """Corrupt or newer-schema cache files get their own alarm and the snapshot is used instead."""
     caplog.set_level(logging.ERROR, logger="livekit_fallback")
     (tmp_path / "reverse_mortgage.livekit.json").write_bytes(content)
-    async with Resolver(database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path),
-                        ttl=0) as resolver:
+    async with Resolver(
+        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path), ttl=0
+    ) as resolver:
         for _ in range(3):
             config = await resolver.resolve("reverse_mortgage", fresh=True)
     assert {p.source for p in config.provenance.values()} == {Source.SNAPSHOT}
@@ -106,8 +117,9 @@ async def test_bad_cache_files_are_reported_and_skipped(
 async def test_cache_entry_for_the_other_platform_is_not_used(seeded: SeededDatabase, tmp_path: Path) -> None:
     """A SignalWire copy is never served to a LiveKit resolution."""
     await _warm_cache(seeded, tmp_path, platform="signalwire")
-    async with Resolver(database=SupabaseSource(DEAD, seeded.key),
-                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+    async with Resolver(
+        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
+    ) as resolver:
         config = await resolver.resolve("reverse_mortgage", "livekit")
     assert {p.source for p in config.provenance.values()} == {Source.SNAPSHOT}
 
@@ -121,8 +133,9 @@ async def test_a_snapshot_taken_after_the_cache_beats_it(seeded: SeededDatabase,
         if key != "models.llm":
             entry["read_at"] = "2025-01-01T00:00:00+00:00"  # before the shipped snapshot (2025-11-21)
     path.write_text(json.dumps(data))
-    async with Resolver(database=SupabaseSource(DEAD, seeded.key),
-                        last_known_good=LastKnownGoodCache(tmp_path)) as resolver:
+    async with Resolver(
+        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
+    ) as resolver:
         config = await resolver.resolve("reverse_mortgage")
     assert config.provenance["models.llm"].source is Source.LAST_KNOWN_GOOD
     assert config.models.llm.value == DB_MODELS["livekit"]["llm"]

@@ -64,7 +64,14 @@ def test_invalid_node_content_is_rejected_with_a_reason(name: str, content: obje
         ("livekit", "stt", "deepgram/nova-3:multi", "deepgram", "nova-3", "multi"),
         ("livekit", "llm", "openai/gpt-5", "openai", "gpt-5", None),
         ("livekit", "llm", "openai/gpt-4.1:2025", "openai", "gpt-4.1:2025", None),
-        ("livekit", "tts", "elevenlabs/eleven_turbo_v2_5:EXAVITQu4vr4xnSDxMaL", "elevenlabs", "eleven_turbo_v2_5", "EXAVITQu4vr4xnSDxMaL"),
+        (
+            "livekit",
+            "tts",
+            "elevenlabs/eleven_turbo_v2_5:EXAVITQu4vr4xnSDxMaL",
+            "elevenlabs",
+            "eleven_turbo_v2_5",
+            "EXAVITQu4vr4xnSDxMaL",
+        ),
         ("livekit", "tts", "cartesia/sonic-2", "cartesia", "sonic-2", None),
         ("signalwire", "stt", "deepgram:nova-3", "deepgram", "nova-3", None),
         ("signalwire", "llm", "gpt-4.1-mini", "", "gpt-4.1-mini", None),
@@ -121,8 +128,13 @@ def _config(edges: dict[str, list[str]]) -> AgentConfig:
         tts=ModelChoice(kind="tts", platform="livekit", value="cartesia/sonic-2"),
     )
     return AgentConfig(
-        vertical="v", platform="livekit", theme=Theme(vertical="v", text="t"), nodes=nodes, models=models,
-        provenance=prov, resolved_at=datetime.now(timezone.utc),
+        vertical="v",
+        platform="livekit",
+        theme=Theme(vertical="v", text="t"),
+        nodes=nodes,
+        models=models,
+        provenance=prov,
+        resolved_at=datetime.now(timezone.utc),
     )
 
 

@@ -13,8 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_wheel_ships_snapshots_and_both_packages(tmp_path: Path) -> None:
     """A wheel built from the source tree includes the snapshots inside the package and the entry point."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
-        check=True, capture_output=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = tmp_path.glob("livekit_fallback-*.whl")
     with zipfile.ZipFile(wheel) as archive:

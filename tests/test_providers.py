@@ -38,9 +38,9 @@ def with_models(config: AgentConfig, source: Source = Source.DATABASE, **values:
 async def test_snapshot_choices_build_plugins_with_model_language_and_voice() -> None:
     """With provider keys the snapshot's rows become deepgram/openai/elevenlabs plugins, parsed right."""
     config = await snapshot_config()
-    s, l, t = (f(config, env=PLUGIN_KEYS) for f in (build_stt, build_llm, build_tts))
+    s, item, t = (f(config, env=PLUGIN_KEYS) for f in (build_stt, build_llm, build_tts))
     assert isinstance(s, deepgram.STT) and s.model == "nova-3" and s._opts.language == "multi"
-    assert isinstance(l, openai.LLM) and l.model == "gpt-5" and l.provider == "api.openai.com"
+    assert isinstance(item, openai.LLM) and item.model == "gpt-5" and item.provider == "api.openai.com"
     assert isinstance(t, elevenlabs.TTS) and t.model == "eleven_turbo_v2_5" and t._opts.voice_id == SNAPSHOT_VOICE
 
 
@@ -48,10 +48,14 @@ async def test_database_rows_build_plugins_backed_by_the_snapshot(db_resolver) -
     """Rows read from the database become plugins with their model, language and voice, snapshot second."""
     config = await db_resolver.resolve(VERTICAL, "livekit")
     assert {config.provenance[f"models.{k}"].source for k in ("stt", "llm", "tts")} == {Source.DATABASE}
-    s, l, t = build_stt(config, env=PLUGIN_KEYS), build_llm(config, env=PLUGIN_KEYS), build_tts(config, env=PLUGIN_KEYS)
+    s, item, t = (
+        build_stt(config, env=PLUGIN_KEYS),
+        build_llm(config, env=PLUGIN_KEYS),
+        build_tts(config, env=PLUGIN_KEYS),
+    )
     # conftest seeds deepgram/nova-3:en, openai/gpt-4.1, elevenlabs/eleven_flash_v2_5:21m00Tcm4TlvDq8ikWAM
     assert [(i.model, i._opts.language) for i in s._stt_instances] == [("nova-3", "en"), ("nova-3", "multi")]
-    assert [i.model for i in l._llm_instances] == ["gpt-4.1", "gpt-5"]
+    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-5"]
     assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
         ("eleven_flash_v2_5", "21m00Tcm4TlvDq8ikWAM"),
         ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
@@ -68,12 +72,20 @@ async def test_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup()
         llm=choice("llm", "openai/gpt-4.1"),
         tts=choice("tts", "elevenlabs/eleven_flash_v2_5:customVoice123", is_custom=True),
     )
-    s, l, t = build_stt(config, env=PLUGIN_KEYS), build_llm(config, env=PLUGIN_KEYS), build_tts(config, env=PLUGIN_KEYS)
-    assert isinstance(s, stt.FallbackAdapter) and isinstance(l, llm.FallbackAdapter) and isinstance(t, tts.FallbackAdapter)
+    s, item, t = (
+        build_stt(config, env=PLUGIN_KEYS),
+        build_llm(config, env=PLUGIN_KEYS),
+        build_tts(config, env=PLUGIN_KEYS),
+    )
+    assert (
+        isinstance(s, stt.FallbackAdapter)
+        and isinstance(item, llm.FallbackAdapter)
+        and isinstance(t, tts.FallbackAdapter)
+    )
     primary, backup = s._stt_instances
     assert (primary.model, primary._opts.language) == ("nova-2-phonecall", "en-US")
     assert (backup.model, backup._opts.language) == ("nova-3", "multi")
-    assert [i.model for i in l._llm_instances] == ["gpt-4.1", "gpt-5"] and l.model == "gpt-4.1"
+    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-5"] and item.model == "gpt-4.1"
     assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
         ("eleven_flash_v2_5", "customVoice123"),
         ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
@@ -85,12 +97,12 @@ async def test_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup()
 def test_without_provider_keys_livekit_inference_is_chosen() -> None:
     """No provider key but LiveKit credentials: inference instances from the same descriptor."""
     s = build_model(choice("stt", "deepgram/nova-3:multi"), env=LIVEKIT_KEYS)
-    l = build_model(choice("llm", "openai/gpt-5"), env=LIVEKIT_KEYS)
+    item = build_model(choice("llm", "openai/gpt-5"), env=LIVEKIT_KEYS)
     t = build_model(choice("tts", f"cartesia/sonic-2:{SNAPSHOT_VOICE}"), env=LIVEKIT_KEYS)
-    assert s.path == l.path == t.path == "inference"
+    assert s.path == item.path == t.path == "inference"
     assert isinstance(s.instance, inference.STT) and s.instance.model == "deepgram/nova-3"
     assert s.instance._opts.language == "multi"
-    assert isinstance(l.instance, inference.LLM) and l.instance.model == "openai/gpt-5"
+    assert isinstance(item.instance, inference.LLM) and item.instance.model == "openai/gpt-5"
     assert isinstance(t.instance, inference.TTS) and t.instance.model == "cartesia/sonic-2"
     assert t.instance._opts.voice == SNAPSHOT_VOICE
 

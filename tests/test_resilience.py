@@ -33,12 +33,22 @@ def _events(caplog: pytest.LogCaptureFixture, event: str) -> list[logging.LogRec
 async def test_outage_under_1000_concurrent_calls(
     seeded: SeededDatabase, fault_proxy: FaultProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """1,000 concurrent calls during a hang, then 1,000 with the breaker open: all complete, few DB requests, bounded logs, all counted."""
+    """1,000 calls in a hang, then 1,000 with the breaker open: all complete, few requests, bounded logs, counted."""
     caplog.set_level(logging.INFO, logger="livekit_fallback")
-    before_timeout = _sample("livekit_fallback_fallbacks_total", component="nodes.verify", platform="livekit",
-                             source="snapshot", reason="timeout")
-    before_open = _sample("livekit_fallback_fallbacks_total", component="nodes.verify", platform="livekit",
-                          source="snapshot", reason="circuit_open")
+    before_timeout = _sample(
+        "livekit_fallback_fallbacks_total",
+        component="nodes.verify",
+        platform="livekit",
+        source="snapshot",
+        reason="timeout",
+    )
+    before_open = _sample(
+        "livekit_fallback_fallbacks_total",
+        component="nodes.verify",
+        platform="livekit",
+        source="snapshot",
+        reason="circuit_open",
+    )
     async with Resolver(database=SupabaseSource(fault_proxy.url, seeded.key), deadline=0.5) as resolver:
         fault_proxy.set_mode("hang")
         fault_proxy.reset_counters()
@@ -59,10 +69,28 @@ async def test_outage_under_1000_concurrent_calls(
     assert len(banners) == 13 and len({r.component for r in banners}) == 13
     assert len(_events(caplog, "config_fallback_repeat")) == 0
     assert sum(r.levelno >= logging.ERROR for r in caplog.records) == 13
-    assert _sample("livekit_fallback_fallbacks_total", component="nodes.verify", platform="livekit",
-                   source="snapshot", reason="timeout") - before_timeout == N
-    assert _sample("livekit_fallback_fallbacks_total", component="nodes.verify", platform="livekit",
-                   source="snapshot", reason="circuit_open") - before_open == N
+    assert (
+        _sample(
+            "livekit_fallback_fallbacks_total",
+            component="nodes.verify",
+            platform="livekit",
+            source="snapshot",
+            reason="timeout",
+        )
+        - before_timeout
+        == N
+    )
+    assert (
+        _sample(
+            "livekit_fallback_fallbacks_total",
+            component="nodes.verify",
+            platform="livekit",
+            source="snapshot",
+            reason="circuit_open",
+        )
+        - before_open
+        == N
+    )
 
 
 async def test_recovery_within_one_cool_down_is_logged_once(
@@ -93,20 +121,26 @@ async def test_recovery_within_one_cool_down_is_logged_once(
     assert recovered[0].degraded_resolutions == 4 and "DATABASE RECOVERED" in recovered[0].getMessage()
 
 
-async def test_ongoing_fallbacks_log_counted_short_lines(seeded: SeededDatabase, caplog: pytest.LogCaptureFixture) -> None:
+async def test_ongoing_fallbacks_log_counted_short_lines(
+    seeded: SeededDatabase, caplog: pytest.LogCaptureFixture
+) -> None:
     """While an outage lasts, each component logs one short counted line per interval instead of a banner."""
     caplog.set_level(logging.INFO, logger="livekit_fallback")
     now = [0.0]
     alarms = Alarms(repeat_interval=60.0, clock=lambda: now[0])
     breaker = CircuitBreaker(failure_threshold=1000)
-    async with Resolver(database=SupabaseSource("http://127.0.0.1:1", seeded.key), alarms=alarms,
-                        breaker=breaker, ttl=0) as resolver:
+    async with Resolver(
+        database=SupabaseSource("http://127.0.0.1:1", seeded.key), alarms=alarms, breaker=breaker, ttl=0
+    ) as resolver:
         for step in range(10):
             now[0] = step * 20.0  # 0, 20, ..., 180 s
             await resolver.resolve("reverse_mortgage")
     theme_lines = [r for r in caplog.records if getattr(r, "component", None) == "theme"]
-    assert [getattr(r, "event") for r in theme_lines] == [
-        "config_fallback", "config_fallback_repeat", "config_fallback_repeat", "config_fallback_repeat"
+    assert [r.event for r in theme_lines] == [
+        "config_fallback",
+        "config_fallback_repeat",
+        "config_fallback_repeat",
+        "config_fallback_repeat",
     ]
     assert [r.count for r in theme_lines[1:]] == [3, 3, 3]
     assert "3 more time(s)" in theme_lines[1].getMessage() and theme_lines[-1].total == 10
@@ -143,11 +177,16 @@ async def test_metrics_are_served_for_livekit_workers(seeded: SeededDatabase) ->
     server = start_metrics_server(port=0)
     try:
         port = server.server_address[1]  # type: ignore[attr-defined]
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read())
+        body = await asyncio.to_thread(
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        )
     finally:
         server.shutdown()  # type: ignore[attr-defined]
         server.server_close()  # type: ignore[attr-defined]
     text = body.decode()
     assert 'livekit_fallback_fallbacks_total{component="models.llm",platform="signalwire"' in text
-    assert 'livekit_fallback_degraded{component="models.llm",platform="signalwire",vertical="reverse_mortgage"} 1.0' in text
+    assert (
+        'livekit_fallback_degraded{component="models.llm",platform="signalwire",vertical="reverse_mortgage"} 1.0'
+        in text
+    )
     assert "livekit_fallback_resolution_seconds_bucket" in text and "livekit_fallback_breaker_state" in text

@@ -9,8 +9,14 @@ from .conftest import SeededDatabase
 from .support.seed import set_node_content
 
 TABLES = [
-    "theme_prompts", "prompts", "prompt_versions", "livekit_available_stt_models", "livekit_available_llm_models",
-    "livekit_available_voices", "signalwire_available_llm_models", "signalwire_available_stt_models",
+    "theme_prompts",
+    "prompts",
+    "prompt_versions",
+    "livekit_available_stt_models",
+    "livekit_available_llm_models",
+    "livekit_available_voices",
+    "signalwire_available_llm_models",
+    "signalwire_available_stt_models",
     "signalwire_available_voices",
 ]
 
@@ -34,7 +40,7 @@ def test_the_view_serves_the_highest_active_non_draft_version(seeded: SeededData
         ).fetchone()
         conn.execute(
             "INSERT INTO prompt_versions (prompt_id, version_number, content, is_active, is_draft) VALUES"
-            " (%s, %s, '{\"role\": \"draft\"}', true, true), (%s, %s, '{\"role\": \"off\"}', false, false)",
+            ' (%s, %s, \'{"role": "draft"}\', true, true), (%s, %s, \'{"role": "off"}\', false, false)',
             (prompt_id, active + 1, prompt_id, active + 2),
         )
         rows = conn.execute(

@@ -43,7 +43,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
     try:
         code = main(list(args))
     finally:
-        for handler in root.handlers[len(handlers):]:
+        for handler in root.handlers[len(handlers) :]:
             root.removeHandler(handler)
         root.setLevel(level)
     out, err = capsys.readouterr()
@@ -122,7 +122,7 @@ def test_second_pull_leaves_the_file_byte_identical(db_env: SeededDatabase, caps
     earlier = first.decode().replace(data["taken_at"], "2020-01-01T00:00:00Z")
     path.write_text(earlier, encoding="utf-8")
     assert run_cli(capsys, *args, "--restamp")[0] == 0
-    changed = [(a, b) for a, b in zip(earlier.splitlines(), path.read_text().splitlines()) if a != b]
+    changed = [(a, b) for a, b in zip(earlier.splitlines(), path.read_text().splitlines(), strict=False) if a != b]
     assert len(earlier.splitlines()) == len(path.read_text().splitlines())
     assert [a for a, _ in changed] == ['taken_at = "2020-01-01T00:00:00Z"']
 
@@ -188,7 +188,7 @@ def test_missing_and_extra_components_are_drift(db_env: SeededDatabase, capsys, 
 def test_signalwire_functions_that_differ_from_tools_survive_a_pull(
     db_env: SeededDatabase, capsys, tmp_path: Path
 ) -> None:
-    """A node whose SignalWire functions differ from its LiveKit tools keeps both; diff is clean and each platform draws its own."""
+    """A node whose SignalWire functions differ from its LiveKit tools keeps both; diff is clean, each has its own."""
     content = dict(database_copy()["nodes"]["greet"])
     content.update(tools=["mark_wrong_person"], functions=["mark_wrong_person", "transfer_call"])
     content.pop("step_criteria_sw")
@@ -201,8 +201,9 @@ def test_signalwire_functions_that_differ_from_tools_survive_a_pull(
     assert run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL, "--snapshot-dir", str(tmp_path))[0] == 0
     graphs = {}
     for platform in ("livekit", "signalwire"):
-        code, stdout, _ = run_cli(capsys, "snapshot", "graph", "--vertical", VERTICAL, "--snapshot-dir", str(tmp_path),
-                                  "--platform", platform)
+        code, stdout, _ = run_cli(
+            capsys, "snapshot", "graph", "--vertical", VERTICAL, "--snapshot-dir", str(tmp_path), "--platform", platform
+        )
         graphs[platform] = parse_mermaid(stdout)[0]["n_greet"]
     assert "transfer_call" in graphs["signalwire"] and "transfer_call" not in graphs["livekit"]
 
@@ -216,9 +217,11 @@ def test_diff_exits_2_when_the_database_is_down(dead_env: None, capsys) -> None:
 
 @pytest.mark.parametrize(
     "fault",
-    [Status.json(500, {"code": "XX000", "message": "internal error", "details": None, "hint": None}),
-     Status(200, b"<html>captive portal</html>", "text/html"),
-     Status.json(401, {"message": "Invalid API key", "hint": "Double check your key"})],
+    [
+        Status.json(500, {"code": "XX000", "message": "internal error", "details": None, "hint": None}),
+        Status(200, b"<html>captive portal</html>", "text/html"),
+        Status.json(401, {"message": "Invalid API key", "hint": "Double check your key"}),
+    ],
     ids=["http_500", "non_json_200", "http_401"],
 )
 def test_diff_exits_2_when_the_database_answers_badly(db_env: SeededDatabase, capsys, fault: Status) -> None:
@@ -286,35 +289,56 @@ def test_commands_needing_the_database_say_so(clean_env: None, capsys, tmp_path:
 
 def test_check_names_a_dangling_target_and_a_bad_criteria_expression(clean_env: None, capsys, tmp_path: Path) -> None:
     """Both problems are reported at once, each with the file and the field."""
-    directory = _snapshot_copy(tmp_path, {
-        "target": ('valid_contexts = ["verify", "answer", "quote", "goodbye"]',
-                   'valid_contexts = ["verify", "answer", "quote", "goodbye", "nowhere"]'),
-        "criteria": ('step_criteria_lk = "verified == True or verify_attempts >= 2"', 'step_criteria_lk = "verified = True"'),
-    })
+    directory = _snapshot_copy(
+        tmp_path,
+        {
+            "target": (
+                'valid_contexts = ["verify", "answer", "quote", "goodbye"]',
+                'valid_contexts = ["verify", "answer", "quote", "goodbye", "nowhere"]',
+            ),
+            "criteria": (
+                'step_criteria_lk = "verified == True or verify_attempts >= 2"',
+                'step_criteria_lk = "verified = True"',
+            ),
+        },
+    )
     path = directory / f"{VERTICAL}.toml"
     code, stdout, _ = run_cli(capsys, "snapshot", "check", str(directory))
     assert code == 1
     assert f"{path}: nodes.greet.valid_contexts: target 'nowhere' is not a node" in stdout
-    assert re.search(rf"^{re.escape(str(path))}: nodes\.verify\.step_criteria_lk: criteria expression "
-                     r"'verified = True' is not valid syntax", stdout, re.M)
+    assert re.search(
+        rf"^{re.escape(str(path))}: nodes\.verify\.step_criteria_lk: criteria expression "
+        r"'verified = True' is not valid syntax",
+        stdout,
+        re.M,
+    )
     assert "2 error(s)" in stdout
 
 
 def test_check_reports_schema_theme_and_model_problems_together(clean_env: None, capsys, tmp_path: Path) -> None:
     """A missing stamp, a missing theme section, bad model strings and a missing platform all show up in one run."""
-    directory = _snapshot_copy(tmp_path, {
-        "source": ('source = "hand-written baseline (no database export yet)"\n', ""),
-        "section": ("guardrails = ", "guard_rails = "),
-        "llm": ('llm = "openai/gpt-5"', 'llm = { value = "openai/gpt-5", is_custom = true }'),
-        "stt": ('stt = "deepgram:nova-3"', 'stt = "deepgram/nova-3"'),
-        "tool": ('tools = ["mark_quote_presented"]', 'tools = ["mark quote"]'),
-    })
+    directory = _snapshot_copy(
+        tmp_path,
+        {
+            "source": ('source = "hand-written baseline (no database export yet)"\n', ""),
+            "section": ("guardrails = ", "guard_rails = "),
+            "llm": ('llm = "openai/gpt-5"', 'llm = { value = "openai/gpt-5", is_custom = true }'),
+            "stt": ('stt = "deepgram:nova-3"', 'stt = "deepgram/nova-3"'),
+            "tool": ('tools = ["mark_quote_presented"]', 'tools = ["mark quote"]'),
+        },
+    )
     text = (directory / f"{VERTICAL}.toml").read_text()
     (directory / f"{VERTICAL}.toml").write_text(text.split("[models.signalwire]")[0], encoding="utf-8")
     code, stdout, _ = run_cli(capsys, "snapshot", "check", str(directory / f"{VERTICAL}.toml"))
     assert code == 1
-    for field in ("source", "theme.guardrails", "theme.guard_rails", "models.livekit.llm.is_custom",
-                  "models.signalwire", "nodes.quote.tools"):
+    for field in (
+        "source",
+        "theme.guardrails",
+        "theme.guard_rails",
+        "models.livekit.llm.is_custom",
+        "models.signalwire",
+        "nodes.quote.tools",
+    ):
         assert f": {field}: " in stdout, field
     (shipped_check, _, _) = run_cli(capsys, "snapshot", "check")
     assert shipped_check == 0
@@ -336,12 +360,12 @@ def test_check_without_files_is_an_error(clean_env: None, capsys, tmp_path: Path
 
 # -- graph ---------------------------------------------------------------------------------------
 
-_ORPHAN = '''[nodes.survey]
+_ORPHAN = """[nodes.survey]
 role = "You run a short survey."
 instructions = "Ask one question."
 valid_contexts = ["goodbye"]
 tools = ["record_survey"]
-'''
+"""
 _MERMAID_NODE = re.compile(r'^    (n_\w+)(\(\["|\["|\(\(\(")(.*?)("\]\)|"\]|"\)\)\))$')
 _MERMAID_EDGE = re.compile(r"^    (n_\w+) --> (n_\w+)$")
 _MERMAID_CLASS = re.compile(r"^    class (n_\w+) (\w+)$")
@@ -401,8 +425,9 @@ def test_graph_flags_an_unreachable_node(clean_env: None, capsys, tmp_path: Path
     assert classes["n_survey"] == {"unreachable"}
     assert "unreachable from greet" in nodes["n_survey"] and "record_survey" in nodes["n_survey"]
     assert all("unreachable" not in c for n, c in classes.items() if n != "n_survey")
-    code, dot, _ = run_cli(capsys, "snapshot", "graph", "--vertical", VERTICAL, "--snapshot-dir", str(directory),
-                           "--format", "dot")
+    code, dot, _ = run_cli(
+        capsys, "snapshot", "graph", "--vertical", VERTICAL, "--snapshot-dir", str(directory), "--format", "dot"
+    )
     assert code == 0 and dot.splitlines()[1] == "digraph flow {" and dot.rstrip().endswith("}")
     assert len(re.findall(r'^    "\w+" -> "\w+";$', dot, re.M)) == len(edges)
     assert re.search(r'^    "survey" \[.*fillcolor="#f8d7da"', dot, re.M)
@@ -411,8 +436,15 @@ def test_graph_flags_an_unreachable_node(clean_env: None, capsys, tmp_path: Path
 
 def test_graph_flags_a_node_that_cannot_reach_end(clean_env: None, capsys, tmp_path: Path) -> None:
     """A node with no way out toward end gets the dead-end class."""
-    directory = _snapshot_copy(tmp_path, {"book": ('valid_contexts = ["goodbye"]\ntools = ["check_broker',
-                                                   'valid_contexts = []\ntools = ["check_broker')})
+    directory = _snapshot_copy(
+        tmp_path,
+        {
+            "book": (
+                'valid_contexts = ["goodbye"]\ntools = ["check_broker',
+                'valid_contexts = []\ntools = ["check_broker',
+            )
+        },
+    )
     code, stdout, _ = run_cli(capsys, "snapshot", "graph", "--vertical", VERTICAL, "--snapshot-dir", str(directory))
     _, _, classes = parse_mermaid(stdout)
     assert code == 0 and classes["n_book"] == {"deadend"}
@@ -421,8 +453,7 @@ def test_graph_flags_a_node_that_cannot_reach_end(clean_env: None, capsys, tmp_p
 def test_live_graph_marks_nodes_served_from_a_fallback(db_env: SeededDatabase, capsys) -> None:
     """With --live, a node whose database row is invalid is drawn as served from the snapshot; the rest are not."""
     set_node_content(db_env.dsn, VERTICAL, "quote", '"not an object"')
-    code, stdout, _ = run_cli(capsys, "snapshot", "graph", "--vertical", VERTICAL, "--live", "--platform",
-                              "signalwire")
+    code, stdout, _ = run_cli(capsys, "snapshot", "graph", "--vertical", VERTICAL, "--live", "--platform", "signalwire")
     assert code == 0
     nodes, _, classes = parse_mermaid(stdout)
     assert {n for n, c in classes.items() if "fallback" in c} == {"n_quote"}
@@ -443,7 +474,7 @@ async def _resolve_all(url: str) -> dict[str, object]:
 def test_seed_into_an_empty_database_then_resolve_reads_everything_from_it(
     clean_dsn: str, standin, clean_env: None, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """After seeding an empty database, every component of both platforms resolves from the database; reseeding writes nothing."""
+    """After seeding an empty database, every component of both platforms comes from it; reseeding writes nothing."""
     seeded = SeededDatabase(dsn=clean_dsn, url=standin.url, key=TEST_KEY, standin=standin)
     monkeypatch.setenv("SUPABASE_URL", seeded.url)
     monkeypatch.setenv("SUPABASE_SERVICE_KEY", seeded.key)
@@ -465,7 +496,7 @@ def test_seed_into_an_empty_database_then_resolve_reads_everything_from_it(
 
 
 def test_seed_refuses_different_active_rows_unless_forced(db_env: SeededDatabase, capsys) -> None:
-    """Seeding over a populated database writes nothing and exits 1; --force replaces the rows, leaving one active each."""
+    """Seeding over a populated database writes nothing and exits 1; --force replaces the rows, one active each."""
     db_env.standin.clear_requests()
     code, stdout, stderr = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL)
     assert code == 1 and "refused: 16 component(s)" in stderr and _writes(db_env) == []
@@ -476,8 +507,10 @@ def test_seed_refuses_different_active_rows_unless_forced(db_env: SeededDatabase
     assert code == 0 and "seeded 16 component(s)" in stdout
     assert run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL)[0] == 0
     with psycopg.connect(db_env.dsn) as conn:
-        per_prompt = conn.execute("SELECT count(*) FILTER (WHERE v.is_active) FROM prompts p JOIN prompt_versions v"
-                                  " ON v.prompt_id = p.id GROUP BY p.id").fetchall()
+        per_prompt = conn.execute(
+            "SELECT count(*) FILTER (WHERE v.is_active) FROM prompts p JOIN prompt_versions v"
+            " ON v.prompt_id = p.id GROUP BY p.id"
+        ).fetchall()
         assert [n for (n,) in per_prompt] == [1] * len(NODES)
         for table in ("livekit_available_llm_models", "livekit_available_voices", "signalwire_available_voices"):
             assert conn.execute(f"SELECT count(*) FROM {table} WHERE is_active").fetchone() == (1,)
@@ -489,20 +522,41 @@ def test_seed_refuses_different_active_rows_unless_forced(db_env: SeededDatabase
 
 def test_seed_refuses_an_invalid_snapshot(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
     """A snapshot that fails check is never written to the database."""
-    directory = _snapshot_copy(tmp_path, {"criteria": ('step_criteria_lk = "verified == True or verify_attempts >= 2"',
-                                                       'step_criteria_lk = "__import__(\'os\')"')})
+    directory = _snapshot_copy(
+        tmp_path,
+        {
+            "criteria": (
+                'step_criteria_lk = "verified == True or verify_attempts >= 2"',
+                "step_criteria_lk = \"__import__('os')\"",
+            )
+        },
+    )
     db_env.standin.clear_requests()
-    code, _, stderr = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL, "--snapshot-dir", str(directory),
-                              "--force")
+    code, _, stderr = run_cli(
+        capsys, "snapshot", "seed", "--vertical", VERTICAL, "--snapshot-dir", str(directory), "--force"
+    )
     assert code == 1 and "nodes.verify.step_criteria_lk" in stderr and db_env.standin.requests == []
 
 
 # -- writer ---------------------------------------------------------------------------------------
 
 TRICKY = [
-    "two  spaces " * 30, "x" * 250 + " tail", 'ends with a quote"', 'ends with two ""', '"""triple""" quotes',
-    "back\\slash \\", "trailing   \nspaces  ", "\nleading newline", "tab\there", "control\x01char\r\n",
-    "ends with newline\n", " ", "word " * 60, '"' * 7, "a\\ \nb", "ünïcödé — “quotes”",
+    "two  spaces " * 30,
+    "x" * 250 + " tail",
+    'ends with a quote"',
+    'ends with two ""',
+    '"""triple""" quotes',
+    "back\\slash \\",
+    "trailing   \nspaces  ",
+    "\nleading newline",
+    "tab\there",
+    "control\x01char\r\n",
+    "ends with newline\n",
+    " ",
+    "word " * 60,
+    '"' * 7,
+    "a\\ \nb",
+    "ünïcödé — “quotes”",
 ]
 
 
@@ -544,13 +598,14 @@ def test_forced_seed_that_fails_midway_keeps_an_active_model(db_env: SeededDatab
             " IF NEW.is_active AND NEW.model_id_full = 'openai/gpt-5' THEN RAISE EXCEPTION 'refused by test'; END IF;"
             " RETURN NEW; END $$"
         )
-        conn.execute("CREATE TRIGGER refuse_gpt5 BEFORE UPDATE ON livekit_available_llm_models"
-                      " FOR EACH ROW EXECUTE FUNCTION refuse_gpt5()")
+        conn.execute(
+            "CREATE TRIGGER refuse_gpt5 BEFORE UPDATE ON livekit_available_llm_models"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_gpt5()"
+        )
     try:
         code, _, stderr = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL, "--force")
         with psycopg.connect(db_env.dsn) as conn:
-            active = conn.execute(
-                "SELECT model_id_full FROM livekit_available_llm_models WHERE is_active").fetchall()
+            active = conn.execute("SELECT model_id_full FROM livekit_available_llm_models WHERE is_active").fetchall()
     finally:
         with psycopg.connect(db_env.dsn) as conn:
             conn.execute("DROP TRIGGER refuse_gpt5 ON livekit_available_llm_models")

@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 from postgrest import APIError
-from supabase import ClientOptions, create_client
 
+from supabase import ClientOptions, create_client
 from tests.support.clients import TEST_KEY, async_supabase
 from tests.support.postgrest import Delay, Hang, Reset, Status
 from tests.support.seed import MODEL_TABLES, seed_vertical
@@ -21,20 +21,37 @@ SNAPSHOT = {
     "vertical": VERTICAL,
     "taken_at": "2025-11-21T00:00:00Z",
     "source": "test",
-    "theme": {"identity": "You are Barbara.", "output_rules": "Be brief.",
-              "conversational_flow": "Greet first.", "tools": "Use tools.",
-              "guardrails": "No advice."},
-    "nodes": {
-        name: {"role": f"{name} role", "instructions": f"Do {name}.", "valid_contexts": targets,
-               "tools": ["mark_wrong_person"] if name == "greet" else [],
-               "step_criteria_lk": "greeted == True", "step_criteria_sw": "The caller was greeted."}
-        for name, targets in [("greet", ["verify", "answer"]), ("verify", ["qualify"]),
-                              ("qualify", ["goodbye"]), ("goodbye", [])]
+    "theme": {
+        "identity": "You are Barbara.",
+        "output_rules": "Be brief.",
+        "conversational_flow": "Greet first.",
+        "tools": "Use tools.",
+        "guardrails": "No advice.",
     },
-    "models": {"livekit": {"stt": "deepgram/nova-3:multi", "llm": "openai/gpt-5",
-                           "tts": "elevenlabs/eleven_turbo_v2_5:EXAVITQu4vr4xnSDxMaL"},
-               "signalwire": {"stt": "deepgram:nova-3", "llm": "gpt-4.1-mini",
-                              "tts": "elevenlabs.rachel"}},
+    "nodes": {
+        name: {
+            "role": f"{name} role",
+            "instructions": f"Do {name}.",
+            "valid_contexts": targets,
+            "tools": ["mark_wrong_person"] if name == "greet" else [],
+            "step_criteria_lk": "greeted == True",
+            "step_criteria_sw": "The caller was greeted.",
+        }
+        for name, targets in [
+            ("greet", ["verify", "answer"]),
+            ("verify", ["qualify"]),
+            ("qualify", ["goodbye"]),
+            ("goodbye", []),
+        ]
+    },
+    "models": {
+        "livekit": {
+            "stt": "deepgram/nova-3:multi",
+            "llm": "openai/gpt-5",
+            "tts": "elevenlabs/eleven_turbo_v2_5:EXAVITQu4vr4xnSDxMaL",
+        },
+        "signalwire": {"stt": "deepgram:nova-3", "llm": "gpt-4.1-mini", "tts": "elevenlabs.rachel"},
+    },
 }
 POSTGREST_500 = b'{"code":"XX000","message":"internal error","details":null,"hint":null}'
 INVALID_KEY = b'{"message":"Invalid API key","hint":"Double check your Supabase API key."}'
@@ -56,24 +73,30 @@ async def client(standin, seeded):
 
 async def test_eq_filters_return_rows_with_json_types(client, standin):
     """Eq filters select the row; jsonb comes back as objects and booleans as booleans."""
-    resp = await (client.table("theme_prompts").select("*").eq("vertical", VERTICAL)
-                  .eq("is_active", True).limit(1).execute())
+    resp = await (
+        client.table("theme_prompts").select("*").eq("vertical", VERTICAL).eq("is_active", True).limit(1).execute()
+    )
     [row] = resp.data
     assert row["is_active"] is True
     assert row["content_structured"]["identity"] == "You are Barbara."
     assert row["content"].startswith("You are Barbara.\n\n# Output rules\n\nBe brief.")
-    assert standin.requests[-1].path == ("/rest/v1/theme_prompts?select=%2A&vertical=eq."
-                                         "reverse_mortgage&is_active=eq.true&limit=1")
+    assert standin.requests[-1].path == (
+        "/rest/v1/theme_prompts?select=%2A&vertical=eq.reverse_mortgage&is_active=eq.true&limit=1"
+    )
 
 
 async def test_view_and_json_arrows(client):
     """The active_node_prompts view serves node content; ->, ->> and alias:col work."""
-    resp = await (client.table("active_node_prompts")
-                  .select("node_name, version_number, contexts:content->valid_contexts, "
-                          "content->>role").eq("vertical", VERTICAL).eq("node_name", "greet")
-                  .execute())
-    assert resp.data == [{"node_name": "greet", "version_number": 1,
-                          "contexts": ["verify", "answer"], "role": "greet role"}]
+    resp = await (
+        client.table("active_node_prompts")
+        .select("node_name, version_number, contexts:content->valid_contexts, content->>role")
+        .eq("vertical", VERTICAL)
+        .eq("node_name", "greet")
+        .execute()
+    )
+    assert resp.data == [
+        {"node_name": "greet", "version_number": 1, "contexts": ["verify", "answer"], "role": "greet role"}
+    ]
 
 
 async def test_seeded_snapshot_reads_back(client):
@@ -84,12 +107,10 @@ async def test_seeded_snapshot_reads_back(client):
         resp = await client.table(table).select(column).eq("is_active", True).execute()
         full_ids[(platform, kind)] = [row[column] for row in resp.data]
     stt = await client.table("livekit_available_stt_models").select("provider,model_name").execute()
-    greet = await (client.table("active_node_prompts").select("content").eq("node_name", "greet")
-                   .single().execute())
+    greet = await client.table("active_node_prompts").select("content").eq("node_name", "greet").single().execute()
     assert full_ids == {key: [SNAPSHOT["models"][key[0]][key[1]]] for key in MODEL_TABLES}
     assert stt.data == [{"provider": "deepgram", "model_name": "nova-3"}]
-    assert greet.data["content"]["functions"] == greet.data["content"]["tools"] == [
-        "mark_wrong_person"]
+    assert greet.data["content"]["functions"] == greet.data["content"]["tools"] == ["mark_wrong_person"]
 
 
 async def test_single_with_zero_rows_raises_pgrst116(client):
@@ -107,12 +128,16 @@ async def test_single_with_one_row_returns_object(client):
 
 
 async def test_limit_order_and_in(client):
-    """limit caps the rows, order sorts them (desc), in_ matches any listed value."""
+    """Limit caps the rows, order sorts them (desc), in_ matches any listed value."""
     limited = await client.table("prompts").select("node_name").limit(2).execute()
-    ordered = await (client.table("prompts").select("node_name").order("node_name", desc=True)
-                     .execute())
-    matched = await (client.table("prompts").select("node_name")
-                     .in_("node_name", ["verify", "goodbye", "x,y"]).order("node_name").execute())
+    ordered = await client.table("prompts").select("node_name").order("node_name", desc=True).execute()
+    matched = await (
+        client.table("prompts")
+        .select("node_name")
+        .in_("node_name", ["verify", "goodbye", "x,y"])
+        .order("node_name")
+        .execute()
+    )
     assert len(limited.data) == 2
     assert [r["node_name"] for r in ordered.data] == ["verify", "qualify", "greet", "goodbye"]
     assert [r["node_name"] for r in matched.data] == ["goodbye", "verify"]
@@ -120,8 +145,13 @@ async def test_limit_order_and_in(client):
 
 async def test_not_is_like_and_exact_count(client):
     """not./is/ilike filters work and count='exact' fills the response count."""
-    resp = await (client.table("prompts").select("node_name", count="exact")
-                  .not_.is_("current_version", "null").ilike("node_name", "G*").execute())
+    resp = await (
+        client.table("prompts")
+        .select("node_name", count="exact")
+        .not_.is_("current_version", "null")
+        .ilike("node_name", "G*")
+        .execute()
+    )
     assert sorted(r["node_name"] for r in resp.data) == ["goodbye", "greet"]
     assert resp.count == 2
 
@@ -131,9 +161,10 @@ async def test_insert_upsert_update_delete_roundtrip(client):
     table = client.table("signalwire_available_llm_models")
     inserted = await table.insert({"model_id_full": "gpt-x", "is_available": False}).execute()
     assert inserted.data[0]["is_available"] is False
-    upserted = await table.upsert([{"model_id_full": "gpt-x", "display_name": "X"},
-                                   {"model_id_full": "gpt-y", "display_name": "Y"}],
-                                  on_conflict="model_id_full").execute()
+    upserted = await table.upsert(
+        [{"model_id_full": "gpt-x", "display_name": "X"}, {"model_id_full": "gpt-y", "display_name": "Y"}],
+        on_conflict="model_id_full",
+    ).execute()
     assert {r["display_name"] for r in upserted.data} == {"X", "Y"}
     updated = await table.update({"is_available": True}).eq("model_id_full", "gpt-x").execute()
     assert updated.data[0]["is_available"] is True
@@ -146,9 +177,11 @@ async def test_insert_upsert_update_delete_roundtrip(client):
 async def test_database_errors_use_sqlstate_codes(client):
     """A missing table is 42P01, a bad uuid 22P02 and a duplicate key 23505."""
     codes = []
-    for query in (client.table("missing").select("*"),
-                  client.table("prompts").select("*").eq("id", "not-a-uuid"),
-                  client.table("theme_prompts").insert({"vertical": VERTICAL, "content": "x"})):
+    for query in (
+        client.table("missing").select("*"),
+        client.table("prompts").select("*").eq("id", "not-a-uuid"),
+        client.table("theme_prompts").insert({"vertical": VERTICAL, "content": "x"}),
+    ):
         with pytest.raises(APIError) as caught:
             await query.execute()
         codes.append(caught.value.code)
@@ -210,8 +243,7 @@ async def test_delay_fault_then_serves(client, standin):
 async def test_unsupported_grammar_is_400(client, standin):
     """or= and embedding are refused with 400 naming the feature, never silently ignored."""
     with pytest.raises(APIError) as caught:
-        await (client.table("prompts").select("*")
-               .or_("node_name.eq.greet,node_name.eq.verify").execute())
+        await client.table("prompts").select("*").or_("node_name.eq.greet,node_name.eq.verify").execute()
     assert "logical operators (or=)" in caught.value.message
     embedded = httpx.get(f"{standin.url}/rest/v1/prompts?select=id,prompt_versions(content)")
     assert embedded.status_code == 400
@@ -220,8 +252,7 @@ async def test_unsupported_grammar_is_400(client, standin):
 
 def test_sync_client_reads(standin, seeded):
     """The sync supabase client works against the stand-in too."""
-    options = ClientOptions(postgrest_client_retry=False,
-                            postgrest_client_timeout=httpx.Timeout(2.0))
+    options = ClientOptions(postgrest_client_retry=False, postgrest_client_timeout=httpx.Timeout(2.0))
     client = create_client(standin.url, TEST_KEY, options)
     try:
         resp = client.table("livekit_available_voices").select("voice_id, model").execute()

@@ -34,6 +34,8 @@ AUTH = (USER, PASSWORD)
 def basic(user: str, password: str) -> str:
     """An ``Authorization: Basic`` header value."""
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 SECRET_IN_TOOL = "db-password-hunter2"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -125,9 +127,8 @@ def registry() -> ToolRegistry:
 @pytest.fixture
 async def server(registry: ToolRegistry) -> AsyncIterator[Server]:
     """A snapshot-backed server with the test registry, a 4 KB body limit and a 0.5 s tool timeout."""
-    async with Resolver() as resolver:
-        async with serving(resolver, registry, max_body=4096, tool_timeout=0.5) as running:
-            yield running
+    async with Resolver() as resolver, serving(resolver, registry, max_body=4096, tool_timeout=0.5) as running:
+        yield running
 
 
 async def test_documented_swaig_request_gets_tool_result(server: Server) -> None:
@@ -199,11 +200,21 @@ async def test_malformed_authorization_header_is_401(server: Server) -> None:
         (b'{"function": 42}', "'function' must be a function name string"),
         (b'{"function": "search_knowledge", "argument": "query=x"}', "'argument' must be an object, got string"),
         (b'{"function": "search_knowledge", "argument": {"raw": "{oops"}}', "'argument.raw' is not valid JSON"),
-        (b'{"function": "search_knowledge", "argument": {"parsed": [{}]}, "global_data": [1]}',
-         "'global_data' must be an object, got array"),
+        (
+            b'{"function": "search_knowledge", "argument": {"parsed": [{}]}, "global_data": [1]}',
+            "'global_data' must be an object, got array",
+        ),
     ],
-    ids=["not-json", "empty", "array", "no-function", "function-not-string", "argument-string", "raw-not-json",
-         "global-data-array"],
+    ids=[
+        "not-json",
+        "empty",
+        "array",
+        "no-function",
+        "function-not-string",
+        "argument-string",
+        "raw-not-json",
+        "global-data-array",
+    ],
 )
 async def test_malformed_requests_are_400(server: Server, body: bytes, expected: str) -> None:
     """Bodies that are not a usable SWAIG call get 400 with an error naming the problem."""
@@ -287,8 +298,11 @@ async def test_swml_get_and_post_return_valid_documents(server: Server) -> None:
     port = server.url.rsplit(":", 1)[1]
     assert hook == f"http://signalwire:pa%3Ass-w0rd%2Fwith%3Fodd%26chars@127.0.0.1:{port}/swaig"
     assert set(ai_verb(doc)["prompt"]["contexts"]) == {"default", *NODE_NAMES}
-    signalwire_request = {"call": {"call_id": "c1", "direction": "inbound", "from": "+15555550100", "to": "+1555"},
-                          "vars": {}, "params": {}}
+    signalwire_request = {
+        "call": {"call_id": "c1", "direction": "inbound", "from": "+15555550100", "to": "+1555"},
+        "vars": {},
+        "params": {},
+    }
     status, doc, _ = await server.post("/swml?caller_name=Jane%20Doe", signalwire_request)
     assert status == 200 and swml_errors(doc) == []
     greet = ai_verb(doc)["prompt"]["contexts"]["default"]["steps"][0]["text"]
@@ -373,10 +387,20 @@ def _cli_env(**extra: str) -> dict[str, str]:
 async def test_cli_serve_answers_swaig_call_and_stops_on_sigterm() -> None:
     """`livekit-fallback serve` with credentials answers a SWAIG call with basic auth and exits 0 on SIGTERM."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "livekit_fallback.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-        "--tools", "tests.swaig_helpers:REGISTRY",
-        cwd=REPO_ROOT, env=_cli_env(SWAIG_USERNAME=USER, SWAIG_PASSWORD=PASSWORD),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "livekit_fallback.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--tools",
+        "tests.swaig_helpers:REGISTRY",
+        cwd=REPO_ROOT,
+        env=_cli_env(SWAIG_USERNAME=USER, SWAIG_PASSWORD=PASSWORD),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
@@ -388,7 +412,8 @@ async def test_cli_serve_answers_swaig_call_and_stops_on_sigterm() -> None:
             status, reply, _ = await srv.post("/swaig", payload)
             denied, _, _ = await srv.post("/swaig", payload, auth=None)
         assert (status, reply) == (
-            200, {"response": "Concern recorded.", "action": [{"set_global_data": {"objection_topic": "scam"}}]}
+            200,
+            {"response": "Concern recorded.", "action": [{"set_global_data": {"objection_topic": "scam"}}]},
         )
         assert denied == 401
     finally:
@@ -401,11 +426,22 @@ async def test_cli_serve_answers_swaig_call_and_stops_on_sigterm() -> None:
 
 async def test_cli_serve_refuses_without_credentials() -> None:
     """`serve` without SWAIG_USERNAME/SWAIG_PASSWORD exits 2 unless --local-only, which refuses public hosts."""
-    for args, message in [((), "refusing to start without basic-auth credentials"),
-                          (("--local-only", "--host", "0.0.0.0"), "may only bind loopback addresses")]:
+    for args, message in [
+        ((), "refusing to start without basic-auth credentials"),
+        (("--local-only", "--host", "0.0.0.0"), "may only bind loopback addresses"),
+    ]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "livekit_fallback.cli", "serve", "--port", "0", *args,
-            cwd=REPO_ROOT, env=_cli_env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "livekit_fallback.cli",
+            "serve",
+            "--port",
+            "0",
+            *args,
+            cwd=REPO_ROOT,
+            env=_cli_env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         _, err = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 2 and message in err.decode()
@@ -416,15 +452,15 @@ async def test_config_naming_unimplemented_tool_still_serves_swml(tmp_path: Path
     snapshot = (REPO_ROOT / "snapshots" / "reverse_mortgage.toml").read_text()
     marker = 'tools = ["check_broker_availability", "book_appointment", "mark_booking_declined"]'
     assert marker in snapshot
-    (tmp_path / "reverse_mortgage.toml").write_text(
-        snapshot.replace(marker, marker[:-1] + ', "transfer_to_human"]')
-    )
+    (tmp_path / "reverse_mortgage.toml").write_text(snapshot.replace(marker, marker[:-1] + ', "transfer_to_human"]'))
     async with Resolver(snapshots=SnapshotSource([tmp_path])) as resolver, serving(resolver, build_registry()) as srv:
         status, text, _ = await srv.get("/swml")
     doc = json.loads(text)
     assert status == 200 and swml_errors(doc) == []
     assert ai_verb(doc)["prompt"]["contexts"]["book"]["steps"][0]["functions"] == [
-        "check_broker_availability", "book_appointment", "mark_booking_declined"
+        "check_broker_availability",
+        "book_appointment",
+        "mark_booking_declined",
     ]
     assert "does not implement: ['transfer_to_human']" in caplog.text
 
@@ -432,8 +468,14 @@ async def test_config_naming_unimplemented_tool_still_serves_swml(tmp_path: Path
 async def test_registry_with_undeclarable_schema_fails_at_start() -> None:
     """A registry tool whose schema SWML cannot declare stops create_app, not every call."""
     registry = build_registry()
-    registry.add(ToolSpec("lookup", "Look up.", {"type": "object", "properties": {"x": {"$ref": "#/$defs/X"}}},
-                          handler=lambda args, state: "ok"))
+    registry.add(
+        ToolSpec(
+            "lookup",
+            "Look up.",
+            {"type": "object", "properties": {"x": {"$ref": "#/$defs/X"}}},
+            handler=lambda args, state: "ok",
+        )
+    )
     async with Resolver() as resolver:
         with pytest.raises(SwaigSchemaError, match=r"lookup\.x"):
             create_app(resolver, registry, username=USER, password=PASSWORD)
@@ -474,16 +516,22 @@ async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolve
     [
         (b"{}", {"Authorization": "Basic \u00e9"}, 401, "authentication required"),
         (b"[" * 2000 + b"]" * 2000, {}, 400, "request body is nested too deeply"),
-        (b'{"function": "mark_objection_handled", "global_data": {"x": NaN}}', {}, 400,
-         "request body is not valid JSON"),
+        (
+            b'{"function": "mark_objection_handled", "global_data": {"x": NaN}}',
+            {},
+            400,
+            "request body is not valid JSON",
+        ),
     ],
 )
-async def test_odd_bodies_and_headers_get_4xx_not_500(server: Server, data: bytes, headers: dict, status: int,
-                                                       message: str) -> None:
+async def test_odd_bodies_and_headers_get_4xx_not_500(
+    server: Server, data: bytes, headers: dict, status: int, message: str
+) -> None:
     """Non-ASCII auth, pathologically nested JSON and NaN constants are client errors, never a 500."""
     auth = None if "Authorization" in headers else AUTH
-    got, reply, _ = await server.post("/swaig", data=data, auth=auth,
-                                      headers={"Content-Type": "application/json", **headers})
+    got, reply, _ = await server.post(
+        "/swaig", data=data, auth=auth, headers={"Content-Type": "application/json", **headers}
+    )
     assert (got, reply["error"]) == (status, message)
 
 
@@ -497,7 +545,11 @@ def test_reply_unsets_deleted_state_and_routes() -> None:
         contexts={"default", "qualify"},
     )
     assert rejected is None
-    assert reply == {"response": "ok", "action": [
-        {"set_global_data": {"verified": True}}, {"unset_global_data": ["offered_slots"]},
-        {"change_context": "qualify"},
-    ]}
+    assert reply == {
+        "response": "ok",
+        "action": [
+            {"set_global_data": {"verified": True}},
+            {"unset_global_data": ["offered_slots"]},
+            {"change_context": "qualify"},
+        ],
+    }

@@ -7,8 +7,12 @@ import pytest
 from livekit_fallback import resolve_agent_config
 from livekit_fallback.tools import ToolArgumentError, ToolRegistry, ToolResult, UnknownToolError, UnknownToolsError
 
-SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
-          "additionalProperties": False}
+SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}},
+    "required": ["name"],
+    "additionalProperties": False,
+}
 
 
 def _registry() -> ToolRegistry:
@@ -43,8 +47,12 @@ async def test_async_handlers_and_tool_results_pass_through() -> None:
 
 @pytest.mark.parametrize(
     ("args", "fragment"),
-    [({}, "'name' is a required property"), ({"name": 3}, "name: 3 is not of type 'string'"),
-     ({"name": "a", "x": 1}, "Additional properties"), (["a"], "must be a JSON object")],
+    [
+        ({}, "'name' is a required property"),
+        ({"name": 3}, "name: 3 is not of type 'string'"),
+        ({"name": "a", "x": 1}, "Additional properties"),
+        (["a"], "must be a JSON object"),
+    ],
 )
 async def test_bad_arguments_name_the_problem(args: object, fragment: str) -> None:
     """Arguments that break the schema raise ToolArgumentError naming the field; the handler never runs."""

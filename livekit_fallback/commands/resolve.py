@@ -35,9 +35,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
     parser.add_argument("--json", action="store_true", help="print the machine-readable record")
     parser.set_defaults(handler=run)
-    status = commands.add_parser(
-        "status", help="resolve once and print the health record (exit 0 healthy, 3 degraded)"
-    )
+    status = commands.add_parser("status", help="resolve once and print the health record (exit 0 healthy, 3 degraded)")
     add_resolution_options(status)
     status.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
     status.set_defaults(handler=run_status)

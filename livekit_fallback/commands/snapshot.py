@@ -22,8 +22,11 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     pull = actions.add_parser("pull", help="write the database's active config as a snapshot file")
     _vertical(pull)
-    pull.add_argument("--out", type=Path, help="directory to write <vertical>.toml into "
-                      "(default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR, else ./snapshots)")
+    pull.add_argument(
+        "--out",
+        type=Path,
+        help="directory to write <vertical>.toml into (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR, else ./snapshots)",
+    )
     pull.add_argument("--restamp", action="store_true", help="rewrite the file even when nothing changed")
     _timeout(pull)
     pull.set_defaults(handler=handlers.pull)
@@ -35,9 +38,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     diff.set_defaults(handler=handlers.diff)
 
     check = actions.add_parser("check", help="validate snapshot files (exit 0 valid, 1 problems)")
-    check.add_argument("paths", nargs="*", type=Path, metavar="DIR",
-                       help="snapshot directories or files (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR, "
-                            "else the packaged snapshots)")
+    check.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="DIR",
+        help="snapshot directories or files (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR, else the packaged snapshots)",
+    )
     check.add_argument("--strict", action="store_true", help="fail on warnings (unreachable or dead-end nodes) too")
     check.set_defaults(handler=handlers.check)
 
@@ -45,10 +52,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     _vertical(graph)
     _snapshot_dir(graph)
     graph.add_argument("--format", choices=FORMATS, default="mermaid")
-    graph.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit",
-                       help="whose tool names to show (default livekit)")
-    graph.add_argument("--live", action="store_true",
-                       help="resolve now (database first) and mark nodes served from a fallback")
+    graph.add_argument(
+        "--platform",
+        choices=["livekit", "signalwire"],
+        default="livekit",
+        help="whose tool names to show (default livekit)",
+    )
+    graph.add_argument(
+        "--live", action="store_true", help="resolve now (database first) and mark nodes served from a fallback"
+    )
     graph.set_defaults(handler=handlers.graph)
 
     seed = actions.add_parser("seed", help="write the snapshot into the database as active rows")
@@ -65,11 +77,17 @@ def _vertical(parser: argparse.ArgumentParser) -> None:
 
 
 def _snapshot_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--snapshot-dir", type=Path,
-                        help="directory searched before the packaged snapshots "
-                             "(default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR)")
+    parser.add_argument(
+        "--snapshot-dir",
+        type=Path,
+        help="directory searched before the packaged snapshots (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR)",
+    )
 
 
 def _timeout(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help=f"seconds the database work may take (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds the database work may take (default {DEFAULT_TIMEOUT:g})",
+    )

@@ -207,7 +207,9 @@ class Alarms:
         self._outages: dict[tuple[str, str], _Outage] = {}
         self._problems_reported: dict[tuple[str, str], float] = {}
 
-    def resolution(self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]) -> None:
+    def resolution(
+        self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]
+    ) -> None:
         """Account for one returned resolution.
 
         Args:
@@ -235,10 +237,17 @@ class Alarms:
             self._log.warning(
                 "DATABASE RECOVERED: %s/%s is served from the database again after %.1f s; "
                 "%d resolution(s) were served from fallbacks during the outage (since %s)",
-                vertical, platform, now - outage.started, outage.resolutions, _stamp(outage.started_wall),
+                vertical,
+                platform,
+                now - outage.started,
+                outage.resolutions,
+                _stamp(outage.started_wall),
                 extra={
-                    "event": "config_recovered", "vertical": vertical, "platform": platform,
-                    "outage_seconds": round(now - outage.started, 3), "degraded_resolutions": outage.resolutions,
+                    "event": "config_recovered",
+                    "vertical": vertical,
+                    "platform": platform,
+                    "outage_seconds": round(now - outage.started, 3),
+                    "degraded_resolutions": outage.resolutions,
                 },
             )
 
@@ -268,11 +277,22 @@ class Alarms:
         self._log.error(
             "DATABASE FAILURE continues: %s for %s/%s served from %s %d more time(s) in the last %.0f s "
             "(%d since %s); reason: %s [%s]",
-            _title(event), event.vertical, event.platform, event.copy_description, incident.since_line,
-            now - incident.last_line, incident.total, _stamp(incident.started_wall), event.failure.detail,
+            _title(event),
+            event.vertical,
+            event.platform,
+            event.copy_description,
+            incident.since_line,
+            now - incident.last_line,
+            incident.total,
+            _stamp(incident.started_wall),
+            event.failure.detail,
             event.failure.reason.value,
-            extra={**fallback_extra(event), "event": "config_fallback_repeat", "count": incident.since_line,
-                   "total": incident.total},
+            extra={
+                **fallback_extra(event),
+                "event": "config_fallback_repeat",
+                "count": incident.since_line,
+                "total": incident.total,
+            },
         )
         incident.last_line = now
         incident.since_line = 0
@@ -289,7 +309,8 @@ class Alarms:
         self._log.error(
             "LAST-KNOWN-GOOD CACHE SKIPPED: %s. Falling back to the snapshot for components the database "
             "cannot supply. Action: delete or fix the file; it is rewritten after the next successful read.",
-            detail, extra={"event": "cache_problem", "path": path, "reason": detail},
+            detail,
+            extra={"event": "cache_problem", "path": path, "reason": detail},
         )
 
     def snapshot_mode(self, vertical: str, platform: Platform, copy: str) -> None:

@@ -100,9 +100,7 @@ def parse_criteria(expression: str | None) -> Criteria:
     except SyntaxError as exc:
         raise CriteriaError(f"criteria expression {text!r} is not valid syntax: {exc.msg}") from None
     names: set[str] = set()
-    count = 0
-    for node in ast.walk(tree):
-        count += 1
+    for count, node in enumerate(ast.walk(tree), start=1):
         if count > _MAX_NODES:
             raise CriteriaError(f"criteria expression {text!r} is too complex")
         _check_node(node, text, names)
@@ -158,7 +156,7 @@ def _eval(node: ast.expr, state: Mapping[str, Any]) -> Any:
         return not _eval(node.operand, state)
     if isinstance(node, ast.Compare):
         left = _eval(node.left, state)
-        for op, right_node in zip(node.ops, node.comparators):
+        for op, right_node in zip(node.ops, node.comparators, strict=False):
             right = _eval(right_node, state)
             try:
                 ok = _COMPARATORS[type(op)](left, right)

@@ -326,12 +326,23 @@ KNOWN_PROVIDERS: dict[tuple[Platform, ModelKind], frozenset[str]] = {
         {"deepgram", "assemblyai", "cartesia", "speechmatics", "openai", "google", "azure", "elevenlabs"}
     ),
     ("livekit", "llm"): frozenset(
-        {"openai", "google", "anthropic", "xai", "deepseek", "groq", "cerebras", "baseten", "azure",
-         "moonshotai", "qwen", "mistral"}
+        {
+            "openai",
+            "google",
+            "anthropic",
+            "xai",
+            "deepseek",
+            "groq",
+            "cerebras",
+            "baseten",
+            "azure",
+            "moonshotai",
+            "qwen",
+            "mistral",
+        }
     ),
     ("livekit", "tts"): frozenset(
-        {"elevenlabs", "cartesia", "deepgram", "rime", "inworld", "openai", "google", "azure", "xai",
-         "fishaudio"}
+        {"elevenlabs", "cartesia", "deepgram", "rime", "inworld", "openai", "google", "azure", "xai", "fishaudio"}
     ),
     ("signalwire", "stt"): frozenset({"deepgram", "gcloud", "azure", "openai", "assemblyai"}),
     ("signalwire", "tts"): frozenset(
@@ -371,7 +382,7 @@ def check_model_value(platform: Platform, kind: ModelKind, value: str) -> None:
         raise ValueError(f"{platform} {kind} model {value!r} is not {_EXPECTED[(platform, kind)]}")
     known = KNOWN_PROVIDERS.get((platform, kind))
     if known is not None:
-        provider = value.split("/", 1)[0] if platform == "livekit" else re.split(r"[:.]", value, 1)[0]
+        provider = value.split("/", 1)[0] if platform == "livekit" else re.split(r"[:.]", value, maxsplit=1)[0]
         if provider not in known:
             raise ValueError(f"{platform} {kind} model {value!r}: unknown provider {provider!r}")
 
@@ -453,9 +464,7 @@ class AgentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_whole(self) -> AgentConfig:
-        problems = graph_errors(
-            {name: node.valid_contexts for name, node in self.nodes.items()}, start=self.start_node
-        )
+        problems = graph_errors({name: node.valid_contexts for name, node in self.nodes.items()}, start=self.start_node)
         problems += [f"nodes[{k!r}] is named {n.name!r}" for k, n in self.nodes.items() if k != n.name]
         for kind in ("stt", "llm", "tts"):
             choice: ModelChoice = getattr(self.models, kind)

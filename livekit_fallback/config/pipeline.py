@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from .alarms import FallbackEvent
 from .breaker import CircuitBreaker
 from .model import AgentConfig, Models, Platform, Provenance, Reason, Source, component_keys
-from .sources.base import ConfigSource, FetchRequest, Failure, Found, Outcome, format_exception
+from .sources.base import ConfigSource, Failure, FetchRequest, Found, Outcome, format_exception
 from .sources.supabase import location_of
 
 __all__ = ["ConfigUnavailableError", "Resolution", "run_pipeline"]

@@ -21,12 +21,12 @@ from typing import Any
 from . import metrics
 from .alarms import Alarms
 from .breaker import BreakerState, CircuitBreaker
+from .graph import DEFAULT_NODE_NAMES
 from .model import AgentConfig, Platform, Source
 from .pipeline import ConfigUnavailableError, Resolution, run_pipeline
 from .settings import Settings, SettingsError
 from .sources.base import ConfigSource
 from .sources.last_known_good import LastKnownGoodCache
-from .graph import DEFAULT_NODE_NAMES
 from .sources.snapshot import SnapshotError, SnapshotSource
 from .sources.supabase import SupabaseSource
 from .status import ComponentStatus, Status, degraded_components
@@ -104,8 +104,11 @@ class Resolver:
             lkg = LastKnownGoodCache(settings.cache_dir)
         dirs = [settings.snapshot_dir] if settings.snapshot_dir else []
         return cls(
-            database=database, snapshots=SnapshotSource(dirs), last_known_good=lkg,
-            deadline=settings.deadline, ttl=settings.ttl,
+            database=database,
+            snapshots=SnapshotSource(dirs),
+            last_known_good=lkg,
+            deadline=settings.deadline,
+            ttl=settings.ttl,
         )
 
     async def aclose(self) -> None:
@@ -242,7 +245,9 @@ class Resolver:
             await self.last_known_good.store(config)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__  # stable text: no temp-file names
-            self.alarms.cache_problem(str(self.last_known_good.directory), f"cannot write last-known-good copy: {reason}")
+            self.alarms.cache_problem(
+                str(self.last_known_good.directory), f"cannot write last-known-good copy: {reason}"
+            )
 
     def _observe(self, resolution: Resolution, cache: str, elapsed: float) -> None:
         config = resolution.config
@@ -256,8 +261,9 @@ class Resolver:
             self.alarms.snapshot_mode(config.vertical, config.platform, f"snapshot taken {date}")
             return
         for event in resolution.events:
-            metrics.FALLBACKS.labels(event.component, config.platform, event.used_source.value,
-                                     event.failure.reason.value).inc()
+            metrics.FALLBACKS.labels(
+                event.component, config.platform, event.used_source.value, event.failure.reason.value
+            ).inc()
         self.alarms.resolution(config.vertical, config.platform, resolution.events, resolution.healthy)
 
 
@@ -294,7 +300,8 @@ def default_resolver() -> Resolver:
         except SettingsError as exc:
             # A typo in an environment variable must not stop calls being answered.
             _log.error(
-                "INVALID SETTINGS: %s. Serving every call from the snapshots (no database) until fixed.", exc,
+                "INVALID SETTINGS: %s. Serving every call from the snapshots (no database) until fixed.",
+                exc,
                 extra={"event": "invalid_settings", "reason": str(exc)},
             )
             resolver = Resolver()

@@ -60,7 +60,9 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
+        """Read the settings from the environment.
+
+        The variables are ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
         ``LIVEKIT_FALLBACK_SNAPSHOT_DIR``, ``LIVEKIT_FALLBACK_CACHE_DIR``,
         ``LIVEKIT_FALLBACK_DEADLINE`` and ``LIVEKIT_FALLBACK_TTL``.
 

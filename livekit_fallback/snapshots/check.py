@@ -33,8 +33,17 @@ else:  # pragma: no cover - exercised on 3.10 only
 __all__ = ["Problem", "check_data", "check_file", "snapshot_files"]
 
 _NODE_CONTENT_KEYS = frozenset(
-    {"role", "instructions", "valid_contexts", "tools", "functions", "step_criteria_lk", "step_criteria_sw",
-     "step_criteria", "step_criteria_source"}
+    {
+        "role",
+        "instructions",
+        "valid_contexts",
+        "tools",
+        "functions",
+        "step_criteria_lk",
+        "step_criteria_sw",
+        "step_criteria",
+        "step_criteria_source",
+    }
 )
 
 
@@ -131,12 +140,16 @@ def _check_top_level(data: Mapping[str, Any], file: str, expected_vertical: str 
             problems.append(Problem(file, loc, str(err["msg"])))
     version = data.get("schema_version")
     if isinstance(version, int) and version > SNAPSHOT_SCHEMA_VERSION:
-        problems.append(Problem(file, "schema_version", f"{version} is newer than this package reads "
-                                                        f"({SNAPSHOT_SCHEMA_VERSION})"))
+        problems.append(
+            Problem(file, "schema_version", f"{version} is newer than this package reads ({SNAPSHOT_SCHEMA_VERSION})")
+        )
     vertical = data.get("vertical")
     if expected_vertical is not None and isinstance(vertical, str) and vertical != expected_vertical:
-        problems.append(Problem(file, "vertical", f"{vertical!r} does not match the file name "
-                                                  f"(the resolver looks for {vertical}.toml)"))
+        problems.append(
+            Problem(
+                file, "vertical", f"{vertical!r} does not match the file name (the resolver looks for {vertical}.toml)"
+            )
+        )
     return problems
 
 
@@ -162,23 +175,32 @@ def _check_nodes(nodes: Mapping[str, Any], file: str) -> list[Problem]:
         if not isinstance(content, Mapping):
             problems.append(Problem(file, where, f"must be a table, is a {type(content).__name__}"))
             continue
-        problems += [Problem(file, f"{where}.{k}", "is not read by the resolver (typo?)", "warning")
-                     for k in content if k not in _NODE_CONTENT_KEYS]
+        problems += [
+            Problem(file, f"{where}.{k}", "is not read by the resolver (typo?)", "warning")
+            for k in content
+            if k not in _NODE_CONTENT_KEYS
+        ]
         problems += _check_node(name, content, names, file)
         targets = content.get("valid_contexts", [])
         if isinstance(targets, list) and all(isinstance(t, str) for t in targets):
             edges[name] = [t for t in targets if t in nodes]
-            problems += [Problem(file, f"{where}.valid_contexts", f"target {t!r} is not a node")
-                         for t in unknown_targets(targets, names)]
+            problems += [
+                Problem(file, f"{where}.valid_contexts", f"target {t!r} is not a node")
+                for t in unknown_targets(targets, names)
+            ]
     for special, role in ((START_NODE, "start"), (END_NODE, "terminal")):
         if special not in nodes:
             problems.append(Problem(file, "nodes", f"{role} node {special!r} is missing"))
     if START_NODE in edges:
-        problems += [Problem(file, f"nodes.{n}", f"unreachable from start node {START_NODE!r}", "warning")
-                     for n in unreachable_nodes(edges, START_NODE)]
+        problems += [
+            Problem(file, f"nodes.{n}", f"unreachable from start node {START_NODE!r}", "warning")
+            for n in unreachable_nodes(edges, START_NODE)
+        ]
     if END_NODE in edges:
-        problems += [Problem(file, f"nodes.{n}", f"cannot reach terminal node {END_NODE!r}", "warning")
-                     for n in dead_end_nodes(edges, END_NODE)]
+        problems += [
+            Problem(file, f"nodes.{n}", f"cannot reach terminal node {END_NODE!r}", "warning")
+            for n in dead_end_nodes(edges, END_NODE)
+        ]
     return problems
 
 
@@ -203,16 +225,27 @@ def _check_node(name: str, content: Mapping[str, Any], names: list[str], file: s
 
 
 def _check_models(models: Mapping[str, Any], file: str) -> list[Problem]:
-    problems = [Problem(file, f"models.{p}", "unknown platform (expected livekit, signalwire)")
-                for p in models if p not in PLATFORMS]
+    problems = [
+        Problem(file, f"models.{p}", "unknown platform (expected livekit, signalwire)")
+        for p in models
+        if p not in PLATFORMS
+    ]
     for platform in PLATFORMS:
         table = models.get(platform)
         if not isinstance(table, Mapping):
-            problems.append(Problem(file, f"models.{platform}", "missing: the resolver needs both platforms"
-                                    if table is None else "must be a table"))
+            problems.append(
+                Problem(
+                    file,
+                    f"models.{platform}",
+                    "missing: the resolver needs both platforms" if table is None else "must be a table",
+                )
+            )
             continue
-        problems += [Problem(file, f"models.{platform}.{k}", "unknown model kind (expected stt, llm, tts)")
-                     for k in table if k not in KINDS]
+        problems += [
+            Problem(file, f"models.{platform}.{k}", "unknown model kind (expected stt, llm, tts)")
+            for k in table
+            if k not in KINDS
+        ]
         for kind in KINDS:
             problems += _check_model(platform, kind, table.get(kind), file)
     return problems
@@ -231,8 +264,13 @@ def _check_model(platform: str, kind: str, entry: Any, file: str) -> list[Proble
         if not isinstance(is_custom, bool):
             return [Problem(file, f"{where}.is_custom", "must be true or false")]
         if is_custom and (platform, kind) != ("livekit", "tts"):
-            return [Problem(file, f"{where}.is_custom", "only livekit tts voices can be custom "
-                                                        "(livekit_available_voices.is_custom)")]
+            return [
+                Problem(
+                    file,
+                    f"{where}.is_custom",
+                    "only livekit tts voices can be custom (livekit_available_voices.is_custom)",
+                )
+            ]
     else:
         value = entry
     if not isinstance(value, str):

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ..config.resolver import Resolver
 from ..config.model import check_vertical
+from ..config.resolver import Resolver
 from ..config.settings import Settings, SettingsError, snapshot_dir_from_env
 from ..config.sources.base import format_exception
 from ..config.sources.snapshot import Snapshot, SnapshotError, SnapshotSource, default_snapshot_dir, load_snapshot
@@ -60,7 +60,9 @@ def _command(name: str) -> Callable[[Callable[[argparse.Namespace], Awaitable[in
             except Exception as exc:  # never let an unexpected error read as "drift" (exit 1)
                 print(f"livekit-fallback snapshot {name}: unexpected error: {format_exception(exc)}", file=sys.stderr)
                 return EXIT_FAILED
+
         return run
+
     return wrap
 
 
@@ -81,8 +83,10 @@ async def pull(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem, file=sys.stderr if errors else sys.stdout)
     if errors:
-        raise _Fail(EXIT_PROBLEMS, f"refusing to write {path}: the database copy has {len(errors)} problem(s) "
-                                   "listed above; nothing written")
+        raise _Fail(
+            EXIT_PROBLEMS,
+            f"refusing to write {path}: the database copy has {len(errors)} problem(s) listed above; nothing written",
+        )
     if previous is not None and not args.restamp and _same(previous, db, names):
         print(f"{path} is up to date with {database_label(url)} (unchanged; taken_at {_stamp(previous)} kept)")
         return EXIT_OK
@@ -98,8 +102,9 @@ async def pull(args: argparse.Namespace) -> int:
         write_atomic(path, render_snapshot(document))
     except OSError as exc:
         raise _Fail(EXIT_FAILED, f"cannot write {path}: {exc.strerror or exc}") from None
-    print(f"wrote {path}: theme, {len(names)} nodes, 6 models from {database_label(url)}, "
-          f"taken_at {document['taken_at']}")
+    print(
+        f"wrote {path}: theme, {len(names)} nodes, 6 models from {database_label(url)}, taken_at {document['taken_at']}"
+    )
     return EXIT_OK
 
 
@@ -110,8 +115,14 @@ async def diff(args: argparse.Namespace) -> int:
     snapshot = _load(args.vertical, args.snapshot_dir)
     db = await read_active(url, key, args.vertical, timeout=args.timeout)
     diffs, compared = diff_configs(snapshot, db)
-    print(format_diff(diffs, compared, snapshot_label=f"snapshot {snapshot.path} (taken {_stamp(snapshot)})",
-                      database_label=database_label(url)))
+    print(
+        format_diff(
+            diffs,
+            compared,
+            snapshot_label=f"snapshot {snapshot.path} (taken {_stamp(snapshot)})",
+            database_label=database_label(url),
+        )
+    )
     return EXIT_PROBLEMS if diffs else EXIT_OK
 
 
@@ -171,8 +182,11 @@ async def seed(args: argparse.Namespace) -> int:
         conflicts = [s for s in steps if s.action == "conflict"]
         writes = [s for s in steps if s.action != "same"]
         if conflicts and not args.force:
-            raise _Fail(EXIT_PROBLEMS, f"refused: {len(conflicts)} component(s) already have different active rows "
-                                       "(listed above); nothing written. Pass --force to replace them.")
+            raise _Fail(
+                EXIT_PROBLEMS,
+                f"refused: {len(conflicts)} component(s) already have different active rows "
+                "(listed above); nothing written. Pass --force to replace them.",
+            )
         if not writes:
             print("nothing to do: the database already holds this snapshot")
             return EXIT_OK
@@ -225,7 +239,10 @@ def _problem_nodes(db: DatabaseConfig) -> list[str]:
 def _pull_problems(db: DatabaseConfig, names: list[str]) -> list[Problem]:
     """The database's row problems plus every validation problem of the config it holds."""
     data: dict[str, Any] = {
-        "schema_version": 1, "vertical": db.vertical, "taken_at": db.read_at, "source": "database",
+        "schema_version": 1,
+        "vertical": db.vertical,
+        "taken_at": db.read_at,
+        "source": "database",
         "nodes": {name: db.nodes[name] for name in names if name in db.nodes},
     }
     if db.theme is not None:

@@ -119,19 +119,28 @@ async def read_active(
             return await read_active(url, key, vertical, timeout=timeout, client=own)
     queries = {
         "theme": (
-            client.table(THEME_TABLE).select("vertical,content,content_structured")
-            .eq("vertical", vertical).eq("is_active", True).limit(2),
+            client.table(THEME_TABLE)
+            .select("vertical,content,content_structured")
+            .eq("vertical", vertical)
+            .eq("is_active", True)
+            .limit(2),
             THEME_TABLE,
         ),
         "nodes": (
-            client.table(NODE_VIEW).select("prompt_id,node_name,version_number,content")
-            .eq("vertical", vertical).order("node_name").order("version_number", desc=True),
+            client.table(NODE_VIEW)
+            .select("prompt_id,node_name,version_number,content")
+            .eq("vertical", vertical)
+            .order("node_name")
+            .order("version_number", desc=True),
             NODE_VIEW,
         ),
     }
     for (platform, kind), (table, column) in MODEL_TABLES.items():
         columns = f"{column},is_custom" if table == "livekit_available_voices" else column
-        queries[f"models.{platform}.{kind}"] = (client.table(table).select(columns).eq("is_active", True).limit(2), table)
+        queries[f"models.{platform}.{kind}"] = (
+            client.table(table).select(columns).eq("is_active", True).limit(2),
+            table,
+        )
     rows = await _gather({name: run_query(b, location, key) for name, (b, location) in queries.items()}, timeout, url)
     config = DatabaseConfig(vertical=vertical)
     _take_theme(config, rows["theme"])

@@ -134,25 +134,35 @@ class _Writer:
         else:
             prompt_id, extra = await self._prompt_for(name), []
         latest = await self._run(
-            self.client.table("prompt_versions").select("version_number").eq("prompt_id", prompt_id)
-            .order("version_number", desc=True).limit(1),
+            self.client.table("prompt_versions")
+            .select("version_number")
+            .eq("prompt_id", prompt_id)
+            .order("version_number", desc=True)
+            .limit(1),
             "prompt_versions",
         )
         number = int(latest[0]["version_number"]) + 1 if latest else 1
         stored = {**content, "functions": content.get("functions", content.get("tools", []))}
         version = {
-            "prompt_id": prompt_id, "version_number": number, "content": stored, "is_active": True,
-            "is_draft": False, "created_by": SEED_AUTHOR, "change_summary": self.summary,
+            "prompt_id": prompt_id,
+            "version_number": number,
+            "content": stored,
+            "is_active": True,
+            "is_draft": False,
+            "created_by": SEED_AUTHOR,
+            "change_summary": self.summary,
         }
         (row,) = await self._run(self.client.table("prompt_versions").insert(version), "prompt_versions")
         await self._run(
-            self.client.table("prompt_versions").update({"is_active": False})
-            .eq("prompt_id", prompt_id).eq("is_active", True).neq("id", row["id"]),
+            self.client.table("prompt_versions")
+            .update({"is_active": False})
+            .eq("prompt_id", prompt_id)
+            .eq("is_active", True)
+            .neq("id", row["id"]),
             "prompt_versions",
         )
         await self._run(
-            self.client.table("prompts").update({"current_version": number, "is_active": True})
-            .eq("id", prompt_id),
+            self.client.table("prompts").update({"current_version": number, "is_active": True}).eq("id", prompt_id),
             "prompts",
         )
         if extra:
@@ -161,8 +171,13 @@ class _Writer:
     async def _prompt_for(self, name: str) -> str:
         vertical = self.database.vertical
         found = await self._run(
-            self.client.table("prompts").select("id").eq("vertical", vertical).eq("node_name", name)
-            .eq("is_active", True).order("created_at", desc=True).limit(1),
+            self.client.table("prompts")
+            .select("id")
+            .eq("vertical", vertical)
+            .eq("node_name", name)
+            .eq("is_active", True)
+            .order("created_at", desc=True)
+            .limit(1),
             "prompts",
         )
         if found:

@@ -1,4 +1,4 @@
-"""Render snapshot files deterministically and write them atomically.
+r"""Render snapshot files deterministically and write them atomically.
 
 The layout is fixed (header, stamps, ``[theme]``, one ``[nodes.<name>]`` per
 node, ``[models.<platform>]``), keys come in a fixed order, and prompt text is
@@ -62,10 +62,7 @@ def snapshot_document(
         nodes: Node name to canonical node content, in file order.
         models: Platform to kind to ``{"value", "is_custom"}``.
     """
-    platforms = {
-        platform: {kind: _model_entry(models[platform][kind]) for kind in KINDS}
-        for platform in models
-    }
+    platforms = {platform: {kind: _model_entry(models[platform][kind]) for kind in KINDS} for platform in models}
     return {
         "schema_version": 1,
         "vertical": vertical,
@@ -87,8 +84,7 @@ def render_snapshot(document: Mapping[str, Any]) -> str:
     vertical = document["vertical"]
     lines = [
         f"# livekit-fallback snapshot: {vertical}",
-        "# Offline fallback config shared by LiveKit and SignalWire; "
-        "refresh it with `livekit-fallback snapshot pull`.",
+        "# Offline fallback config shared by LiveKit and SignalWire; refresh it with `livekit-fallback snapshot pull`.",
     ]
     lines += [f"{key} = {_value(document[key])}" for key in ("schema_version", "vertical", "taken_at", "source")]
     lines += ["", render_component("theme", document["theme"])]
@@ -218,7 +214,7 @@ def _escape_line(line: str) -> str:
 
 
 def _wrap(line: str) -> list[str]:
-    """Split at spaces so each piece but the last ends ``" \\"`` and the next starts with a non-space."""
+    r"""Split at spaces so each piece but the last ends ``" \\"`` and the next starts with a non-space."""
     pieces: list[str] = []
     while len(line) > WIDTH:
         breaks = [p for p in range(1, len(line)) if line[p - 1] == " " and line[p] != " "]

@@ -40,8 +40,9 @@ class PostgresServer:
         port: TCP port on 127.0.0.1 (``None`` for a provided server).
     """
 
-    def __init__(self, dsn: str, *, port: int | None = None, bin_dir: Path | None = None,
-                 base_dir: Path | None = None) -> None:
+    def __init__(
+        self, dsn: str, *, port: int | None = None, bin_dir: Path | None = None, base_dir: Path | None = None
+    ) -> None:
         """Wraps a server; only a server with a ``base_dir`` is owned and stopped.
 
         Args:
@@ -68,8 +69,19 @@ class PostgresServer:
         atexit.unregister(self.stop)
         try:
             if (base_dir / "data" / "postmaster.pid").exists():
-                _run_pg(self._bin_dir / "pg_ctl", "-D", str(base_dir / "data"), "-m", "fast",
-                        "-w", "-t", "30", "stop", cwd=base_dir, check=False)
+                _run_pg(
+                    self._bin_dir / "pg_ctl",
+                    "-D",
+                    str(base_dir / "data"),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "30",
+                    "stop",
+                    cwd=base_dir,
+                    check=False,
+                )
         finally:
             shutil.rmtree(base_dir, ignore_errors=True)
 
@@ -98,8 +110,20 @@ def start_postgres() -> PostgresServer:
     try:
         if os.geteuid() == 0:
             shutil.chown(base_dir, "postgres", "postgres")
-        _run_pg(bin_dir / "initdb", "-D", str(base_dir / "data"), "-U", "postgres", "-A", "trust",
-                "-E", "UTF8", "--locale=C.UTF-8", "--no-sync", cwd=base_dir)
+        _run_pg(
+            bin_dir / "initdb",
+            "-D",
+            str(base_dir / "data"),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+            "--no-sync",
+            cwd=base_dir,
+        )
         server.port = _start_cluster(bin_dir, base_dir)
     except BaseException:
         server.stop()
@@ -119,14 +143,17 @@ def find_pg_bin() -> Path:
         RuntimeError: If no usable directory exists, with the command that installs one.
     """
     explicit = os.environ.get("PG_BIN")
-    candidates = [Path(explicit)] if explicit else sorted(
-        DEBIAN_PG_ROOT.glob("*/bin"), key=_major_version, reverse=True)
+    candidates = (
+        [Path(explicit)] if explicit else sorted(DEBIAN_PG_ROOT.glob("*/bin"), key=_major_version, reverse=True)
+    )
     for candidate in candidates:
         if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
             return candidate
     where = f"PG_BIN={explicit}" if explicit else f"{DEBIAN_PG_ROOT}/<version>/bin"
-    raise RuntimeError(f"PostgreSQL server binaries not found in {where}. Install them with "
-                       f"`{INSTALL_HINT}`, set PG_BIN, or set TEST_DATABASE_URL.")
+    raise RuntimeError(
+        f"PostgreSQL server binaries not found in {where}. Install them with "
+        f"`{INSTALL_HINT}`, set PG_BIN, or set TEST_DATABASE_URL."
+    )
 
 
 def apply_migrations(dsn: str, migrations_dir: Path = MIGRATIONS_DIR) -> list[str]:
@@ -170,8 +197,7 @@ def drop_database(dsn: str, name: str) -> None:
         name: Database to drop.
     """
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-                     .format(sql.Identifier(_checked(name))))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(_checked(name))))
 
 
 @contextmanager
@@ -220,9 +246,21 @@ def _start_cluster(bin_dir: Path, base_dir: Path, attempts: int = 3) -> int:
     for _ in range(attempts):
         port = _free_port()
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base_dir} {_SERVER_OPTIONS}"
-        result = _run_pg(bin_dir / "pg_ctl", "-D", str(base_dir / "data"), "-l",
-                         str(base_dir / "postgres.log"), "-w", "-t", "30", "-o", options, "start",
-                         cwd=base_dir, check=False)
+        result = _run_pg(
+            bin_dir / "pg_ctl",
+            "-D",
+            str(base_dir / "data"),
+            "-l",
+            str(base_dir / "postgres.log"),
+            "-w",
+            "-t",
+            "30",
+            "-o",
+            options,
+            "start",
+            cwd=base_dir,
+            check=False,
+        )
         if result.returncode == 0:
             return port
     raise _failure(bin_dir / "pg_ctl", result, base_dir)
@@ -239,8 +277,7 @@ def _run_pg(binary: Path, *args: str, cwd: Path, check: bool = True) -> subproce
     command = [str(binary), *args]
     if os.geteuid() == 0:
         command = ["runuser", "-u", "postgres", "--", *command]
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60,
-                            stdin=subprocess.DEVNULL)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
         raise _failure(binary, result, cwd)
     return result

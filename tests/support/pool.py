@@ -34,9 +34,9 @@ class ConnectionPool:
         with self._slots:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
-            conn = conn or psycopg.connect(self._dsn, connect_timeout=5,
-                                           options="-c TimeZone=UTC",
-                                           application_name="postgrest-standin")
+            conn = conn or psycopg.connect(
+                self._dsn, connect_timeout=5, options="-c TimeZone=UTC", application_name="postgrest-standin"
+            )
             try:
                 with conn.cursor() as cur:
                     yield cur

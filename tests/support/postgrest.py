@@ -7,6 +7,7 @@ supported URL grammar and ``postgrest_ops`` for how requests become SQL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -139,8 +140,9 @@ class PostgrestStandIn:
         self._stopping.clear()
         self._server = _Server(self._address, _Handler)
         self._server.standin = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
-            "poll_interval": 0.05}, name="postgrest-standin", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="postgrest-standin", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -188,7 +190,7 @@ class PostgrestStandIn:
 def table_of(path: str) -> str | None:
     """Returns the raw table segment of ``/rest/v1/<table>?...``, else None."""
     route = unquote(urlsplit(path).path)
-    return route[len(REST_PREFIX):] if route.startswith(REST_PREFIX) else None
+    return route[len(REST_PREFIX) :] if route.startswith(REST_PREFIX) else None
 
 
 def _parse_request(method: str, path: str, headers: dict[str, str], body: bytes) -> Request:
@@ -232,10 +234,8 @@ class _Server(ThreadingHTTPServer):
         with self._clients_lock:
             clients = list(self._clients)
         for sock in clients:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -22,17 +22,34 @@ _ARROW = re.compile(r"(->>?)([A-Za-z0-9_$]+)")
 _FILTER = re.compile(r"^(not\.)?([a-z]+)(\([^)]*\))?\.(.*)$", re.S)
 _COMPARE = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _IS_VALUES = {"null": "NULL", "true": "TRUE", "false": "FALSE", "unknown": "UNKNOWN"}
-_UNSUPPORTED_OPS = frozenset({"cs", "cd", "ov", "sl", "sr", "nxl", "nxr", "adj", "fts", "plfts",
-                              "phfts", "wfts", "match", "imatch", "isdistinct"})
-_ORDER_WORDS = {"asc": "ASC", "desc": "DESC", "nullsfirst": "NULLS FIRST",
-                "nullslast": "NULLS LAST"}
+_UNSUPPORTED_OPS = frozenset(
+    {
+        "cs",
+        "cd",
+        "ov",
+        "sl",
+        "sr",
+        "nxl",
+        "nxr",
+        "adj",
+        "fts",
+        "plfts",
+        "phfts",
+        "wfts",
+        "match",
+        "imatch",
+        "isdistinct",
+    }
+)
+_ORDER_WORDS = {"asc": "ASC", "desc": "DESC", "nullsfirst": "NULLS FIRST", "nullslast": "NULLS LAST"}
 
 
 class PgrstError(Exception):
     """An error answered as PostgREST's JSON body ``{code, message, details, hint}``."""
 
-    def __init__(self, status: int, code: str | None, message: str, details: str | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: str | None, message: str, details: str | None = None, hint: str | None = None
+    ) -> None:
         """Creates the error.
 
         Args:
@@ -57,13 +74,17 @@ def unsupported(feature: str) -> PgrstError:
     Args:
         feature: What the request used, e.g. ``"logical operator 'or'"``.
     """
-    return PgrstError(400, "PGRST100", f"Not supported by the PostgREST test stand-in: {feature}",
-                      hint="tests/support/postgrest.py implements only a subset of PostgREST")
+    return PgrstError(
+        400,
+        "PGRST100",
+        f"Not supported by the PostgREST test stand-in: {feature}",
+        hint="tests/support/postgrest.py implements only a subset of PostgREST",
+    )
 
 
 def parse_error(what: str, text: str) -> PgrstError:
     """Returns PostgREST's 400 PGRST100 error for an unparsable query parameter."""
-    return PgrstError(400, "PGRST100", f"\"failed to parse {what}\" ({text})")
+    return PgrstError(400, "PGRST100", f'"failed to parse {what}" ({text})')
 
 
 class Frag(NamedTuple):
@@ -75,8 +96,7 @@ class Frag(NamedTuple):
 
 def join(frags: list[Frag], separator: str) -> Frag:
     """Joins fragments with a separator, concatenating their parameters in order."""
-    return Frag(sql.SQL(separator).join(f.sql for f in frags),
-                tuple(p for f in frags for p in f.params))
+    return Frag(sql.SQL(separator).join(f.sql for f in frags), tuple(p for f in frags for p in f.params))
 
 
 def identifier(name: str, what: str = "column") -> str:

@@ -233,8 +233,7 @@ class FaultProxy:
         with self._lock:
             self._links.discard(link)
 
-    def _pump(self, link: _Link, source: socket.socket, sink: socket.socket,
-              upstream: bool) -> None:
+    def _pump(self, link: _Link, source: socket.socket, sink: socket.socket, upstream: bool) -> None:
         while data := self._recv(source):
             if upstream:
                 with self._lock:

@@ -13,8 +13,12 @@ import psycopg
 from psycopg import sql
 
 THEME_SECTIONS = ("identity", "output_rules", "conversational_flow", "tools", "guardrails")
-THEME_HEADINGS = {"output_rules": "# Output rules", "conversational_flow": "# Conversational flow",
-                  "tools": "# Tools", "guardrails": "# Guardrails"}
+THEME_HEADINGS = {
+    "output_rules": "# Output rules",
+    "conversational_flow": "# Conversational flow",
+    "tools": "# Tools",
+    "guardrails": "# Guardrails",
+}
 MODEL_TABLES = {
     ("livekit", "stt"): "livekit_available_stt_models",
     ("livekit", "llm"): "livekit_available_llm_models",
@@ -108,8 +112,7 @@ def set_node_content(dsn: str, vertical: str, node: str, content: Mapping | str)
 def delete_node(dsn: str, vertical: str, node: str) -> None:
     """Deletes a node's prompts and versions."""
     with psycopg.connect(dsn) as conn:
-        conn.execute("DELETE FROM public.prompts WHERE vertical = %s AND node_name = %s",
-                     (vertical, node))
+        conn.execute("DELETE FROM public.prompts WHERE vertical = %s AND node_name = %s", (vertical, node))
 
 
 def set_active_model(dsn: str, table: str, value: str | None, **columns: object) -> None:
@@ -139,13 +142,17 @@ def model_row(table: str, value: str) -> dict[str, object]:
     provider, _, rest = value.partition("/") if "/" in value else ("", "", value)
     if table.endswith("_voices"):
         model, _, voice_id = rest.rpartition(":")
-        return {"provider": provider, "voice_name": voice_id, "voice_id": voice_id,
-                "voice_id_full": value, "model": model or None}
+        return {
+            "provider": provider,
+            "voice_name": voice_id,
+            "voice_id": voice_id,
+            "voice_id_full": value,
+            "model": model or None,
+        }
     return {"provider": provider, "model_name": rest.split(":")[0], "model_id_full": value}
 
 
-def _write_theme(conn: psycopg.Connection, vertical: str, theme: Mapping | None,
-                 is_active: bool = True) -> None:
+def _write_theme(conn: psycopg.Connection, vertical: str, theme: Mapping | None, is_active: bool = True) -> None:
     conn.execute("DELETE FROM public.theme_prompts WHERE vertical = %s", (vertical,))
     if theme is None:
         return
@@ -155,32 +162,34 @@ def _write_theme(conn: psycopg.Connection, vertical: str, theme: Mapping | None,
         content = assemble_theme(theme)
     conn.execute(
         "INSERT INTO public.theme_prompts (vertical, content, content_structured, is_active)"
-        " VALUES (%s, %s, %s::jsonb, %s)", (vertical, content, structured, is_active))
+        " VALUES (%s, %s, %s::jsonb, %s)",
+        (vertical, content, structured, is_active),
+    )
 
 
-def _add_version(conn: psycopg.Connection, vertical: str, node: str,
-                 content: Mapping | str) -> int:
+def _add_version(conn: psycopg.Connection, vertical: str, node: str, content: Mapping | str) -> int:
     prompt = conn.execute(
-        "SELECT id FROM public.prompts WHERE vertical = %s AND node_name = %s"
-        " ORDER BY created_at DESC LIMIT 1", (vertical, node)).fetchone()
+        "SELECT id FROM public.prompts WHERE vertical = %s AND node_name = %s ORDER BY created_at DESC LIMIT 1",
+        (vertical, node),
+    ).fetchone()
     if prompt is None:
         prompt = conn.execute(
-            "INSERT INTO public.prompts (name, vertical, node_name) VALUES (%s, %s, %s)"
-            " RETURNING id", (f"{vertical}.{node}", vertical, node)).fetchone()
+            "INSERT INTO public.prompts (name, vertical, node_name) VALUES (%s, %s, %s) RETURNING id",
+            (f"{vertical}.{node}", vertical, node),
+        ).fetchone()
     raw = content if isinstance(content, str) else json.dumps(content)
     (version,) = conn.execute(
         "INSERT INTO public.prompt_versions"
         " (prompt_id, version_number, content, is_active, is_draft, created_by)"
         " SELECT %(id)s, coalesce(max(version_number), 0) + 1, %(raw)s::jsonb, true, false, 'seed'"
         " FROM public.prompt_versions WHERE prompt_id = %(id)s RETURNING version_number",
-        {"id": prompt[0], "raw": raw}).fetchone()
-    conn.execute("UPDATE public.prompts SET current_version = %s WHERE id = %s",
-                 (version, prompt[0]))
+        {"id": prompt[0], "raw": raw},
+    ).fetchone()
+    conn.execute("UPDATE public.prompts SET current_version = %s WHERE id = %s", (version, prompt[0]))
     return version
 
 
-def _activate(conn: psycopg.Connection, table: str, value: str | None,
-              columns: Mapping[str, object]) -> None:
+def _activate(conn: psycopg.Connection, table: str, value: str | None, columns: Mapping[str, object]) -> None:
     target = sql.Identifier("public", table)
     conn.execute(sql.SQL("UPDATE {} SET is_active = false WHERE is_active").format(target))
     if value is None:
@@ -189,7 +198,10 @@ def _activate(conn: psycopg.Connection, table: str, value: str | None,
     key = "voice_id_full" if table.endswith("_voices") else "model_id_full"
     names = [sql.Identifier(name) for name in row]
     statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}").format(
-        target, sql.SQL(", ").join(names), sql.SQL(", ").join(sql.Placeholder() * len(row)),
-        sql.Identifier(key), sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(n)
-                                                for n in names))
+        target,
+        sql.SQL(", ").join(names),
+        sql.SQL(", ").join(sql.Placeholder() * len(row)),
+        sql.Identifier(key),
+        sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(n) for n in names),
+    )
     conn.execute(statement, list(row.values()))

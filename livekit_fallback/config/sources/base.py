@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Union, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ..model import ModelChoice, Node, Platform, Reason, Source, Theme
 
-__all__ = ["ConfigSource", "Failure", "FetchRequest", "Found", "Outcome", "format_exception", "redact", "redact_exception"]
+__all__ = [
+    "ConfigSource",
+    "Failure",
+    "FetchRequest",
+    "Found",
+    "Outcome",
+    "format_exception",
+    "redact",
+    "redact_exception",
+]
 
-ComponentValue = Union[Theme, Node, ModelChoice]
+ComponentValue = Theme | Node | ModelChoice
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ class Failure:
     exc: BaseException | None = field(default=None, compare=False)
 
 
-Outcome = Union[Found, Failure]
+Outcome = Found | Failure
 
 
 @runtime_checkable
@@ -127,10 +137,8 @@ def redact_exception(exc: BaseException, secrets: Sequence[str]) -> BaseExceptio
         current.args = tuple(_scrub(arg, secrets) for arg in current.args)
         for name in _REDACTED_ATTRIBUTES:
             if hasattr(current, name):
-                try:
+                with contextlib.suppress(AttributeError):
                     setattr(current, name, _scrub(getattr(current, name), secrets))
-                except AttributeError:
-                    pass
         current = current.__cause__ or current.__context__
     return exc
 

@@ -11,6 +11,7 @@ newer-schema file is reported and skipped, never fatal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -21,8 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..model import AgentConfig, InvalidContent, check_vertical, ModelChoice, Node, Reason, Source, Theme
-from .base import FetchRequest, Failure, Found, Outcome
+from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme, check_vertical
+from .base import Failure, FetchRequest, Found, Outcome
 
 __all__ = ["CACHE_SCHEMA_VERSION", "LastKnownGoodCache", "default_cache_dir"]
 
@@ -57,7 +58,9 @@ class LastKnownGoodCache:
 
     source = Source.LAST_KNOWN_GOOD
 
-    def __init__(self, directory: Path | str | None = None, *, on_problem: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self, directory: Path | str | None = None, *, on_problem: Callable[[str, str], None] | None = None
+    ) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.on_problem = on_problem
         self._parsed: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
@@ -214,10 +217,8 @@ def _atomic_write(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     try:
         dir_fd = os.open(path.parent, os.O_RDONLY)

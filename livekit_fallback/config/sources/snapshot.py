@@ -14,13 +14,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..graph import DEFAULT_NODE_NAMES
-from ..model import InvalidContent, check_vertical, ModelChoice, Node, Platform, Reason, Source, Theme
-from .base import FetchRequest, Failure, Found, Outcome
+from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme, check_vertical
+from .base import Failure, FetchRequest, Found, Outcome
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,7 +51,7 @@ class _ModelEntry(BaseModel):
     is_custom: bool = False
 
 
-_ModelValue = Union[str, _ModelEntry]
+_ModelValue = str | _ModelEntry
 
 
 class _PlatformModels(BaseModel):
@@ -175,9 +175,7 @@ def _load_cached(path: str, _mtime: int) -> Snapshot:
     try:
         return Snapshot.model_validate({**data, "path": path})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         raise SnapshotError(f"snapshot {path} is not a valid snapshot: {problems}") from None
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import httpx
 from postgrest.exceptions import APIError
+
 from supabase import AsyncClient, AsyncClientOptions
 
 from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
-from .base import FetchRequest, Failure, Found, Outcome, format_exception, redact, redact_exception
+from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact, redact_exception
 
 __all__ = [
     "MODEL_TABLES",
@@ -141,9 +142,7 @@ class SupabaseSource:
             if f"models.{kind}" in wanted:
                 table, column = MODEL_TABLES[(request.platform, kind)]
                 columns = f"{column},is_custom" if table == "livekit_available_voices" else column
-                groups[f"models.{kind}"] = (
-                    client.table(table).select(columns).eq("is_active", True).limit(2).execute
-                )
+                groups[f"models.{kind}"] = client.table(table).select(columns).eq("is_active", True).limit(2).execute
         return groups
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
@@ -282,7 +281,9 @@ class SupabaseSource:
         return Found(choice, read_at, location)
 
 
-def build_client(url: str, key: str, *, timeout: float, schema: str = "public") -> tuple[AsyncClient, httpx.AsyncClient]:
+def build_client(
+    url: str, key: str, *, timeout: float, schema: str = "public"
+) -> tuple[AsyncClient, httpx.AsyncClient]:
     """An async supabase client as every reader in this package needs it.
 
     Retries off (they sleep for seconds), an :class:`httpx.Timeout` (float
@@ -323,8 +324,9 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def check_rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
-    """The rows of a response body, checked: supabase-py hands back a non-JSON body as a
-    string and a JSON object as a dict without raising.
+    """The rows of a response body, checked.
+
+    supabase-py hands back a non-JSON body as a string and a JSON object as a dict without raising.
 
     Raises:
         BadResponse: The body is not a JSON array of objects (secrets removed from the message).
