@@ -6,6 +6,8 @@ bad data, from the next source (last-known-good copy, then the shipped
 snapshot), with provenance recorded and the fallback logged loudly.
 """
 
+from importlib import metadata as _metadata
+
 from .config.alarms import Alarms
 from .config.criteria import Criteria, CriteriaError, parse_criteria
 from .config.model import (
@@ -22,8 +24,12 @@ from .config.model import (
 from .config.resolver import ConfigUnavailableError, Resolver, default_resolver, resolve_agent_config
 from .config.settings import Settings, SettingsError
 from .config.sources import ConfigSource, SnapshotError, SnapshotSource, SupabaseSource
+from .errors import LivekitFallbackError
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("livekit-fallback")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AgentConfig",
@@ -32,6 +38,7 @@ __all__ = [
     "ConfigUnavailableError",
     "Criteria",
     "CriteriaError",
+    "LivekitFallbackError",
     "ModelChoice",
     "Models",
     "Node",

@@ -24,10 +24,10 @@ from typing import Any
 from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
 
-from .config.alarms import logger
 from .config.criteria import Criteria, parse_criteria
 from .config.graph import END_NODE
 from .config.model import AgentConfig, Node
+from .log import logger
 from .tools import NEXT_NODE_KEY, ToolArgumentError, ToolRegistry, ToolSpec
 
 __all__ = [

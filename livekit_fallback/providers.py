@@ -29,11 +29,13 @@ from livekit.agents.types import NOT_GIVEN
 # Plugins refuse to register off the main thread, so they are imported here, at module import.
 from livekit.plugins import deepgram, elevenlabs, openai
 
-from .config.alarms import Alarms, FallbackEvent, logger
+from .config.alarms import Alarms, FallbackEvent
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
 from .config.settings import snapshot_dir_from_env
 from .config.sources.base import Failure, Found, format_exception
 from .config.sources.snapshot import SnapshotError, SnapshotSource
+from .errors import ModelBuildError
+from .log import logger
 
 __all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
 
@@ -44,26 +46,6 @@ _ALARMS = Alarms()
 
 PLUGIN_PATH = "provider plugin"
 INFERENCE_PATH = "LiveKit Inference"
-
-
-class ModelBuildError(RuntimeError):
-    """A model choice cannot be built by any path.
-
-    Attributes:
-        choice: The choice that failed.
-        attempts: Path (``provider plugin``, ``LiveKit Inference``) to why it failed.
-        backup: The snapshot's choice that failed too, when one was tried.
-    """
-
-    def __init__(self, choice: ModelChoice, attempts: Mapping[str, str], backup: ModelBuildError | None = None) -> None:
-        self.choice = choice
-        self.attempts = dict(attempts)
-        self.backup = backup
-        tried = "; ".join(f"{path}: {why}" for path, why in self.attempts.items())
-        text = f"cannot build LiveKit {choice.kind.upper()} model '{choice.value}' ({tried})"
-        if backup is not None:
-            text += f"; the snapshot's {backup}"
-        super().__init__(text)
 
 
 @dataclass(frozen=True)

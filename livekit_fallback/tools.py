@@ -35,6 +35,7 @@ from typing import Any
 import jsonschema
 
 from .config.model import RESERVED_TOOL_NAMES, AgentConfig
+from .errors import ToolArgumentError, UnknownToolError, UnknownToolsError
 
 __all__ = [
     "NEXT_NODE_KEY",
@@ -54,30 +55,6 @@ RESERVED_NAMES = RESERVED_TOOL_NAMES
 """Names SignalWire reserves for its native tools; never registrable."""
 
 Handler = Callable[[dict[str, Any], MutableMapping[str, Any]], Any | Awaitable[Any]]
-
-
-class UnknownToolError(KeyError):
-    """A tool name has no registered handler."""
-
-    def __str__(self) -> str:
-        return f"unknown tool {self.args[0]!r}"
-
-
-class UnknownToolsError(ValueError):
-    """A config names tools the registry lacks; lists every one at once.
-
-    Attributes:
-        missing: Tool name to the nodes that use it.
-    """
-
-    def __init__(self, missing: Mapping[str, list[str]]) -> None:
-        self.missing = dict(missing)
-        listed = ", ".join(f"{name} (nodes: {', '.join(nodes)})" for name, nodes in sorted(self.missing.items()))
-        super().__init__(f"{len(self.missing)} tool(s) named by the config are not registered: {listed}")
-
-
-class ToolArgumentError(ValueError):
-    """Arguments do not match a tool's JSON schema; the message names the problem."""
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import logging
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from livekit_fallback.errors import InsecureServerError
+from livekit_fallback.log import swaig_logger as logger
+
 __all__ = ["Credentials", "InsecureServerError", "auth_middleware", "credentials_from_env"]
 
-logger = logging.getLogger("livekit_fallback.swaig")
 
 USERNAME_ENV = "SWAIG_USERNAME"
 PASSWORD_ENV = "SWAIG_PASSWORD"
-
-
-class InsecureServerError(ValueError):
-    """The server would start without credentials and was not told it is local-only."""
 
 
 @dataclass(frozen=True)

@@ -9,29 +9,18 @@ affects another.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from livekit_fallback.errors import BadBody
+from livekit_fallback.log import swaig_logger as logger
+
 __all__ = ["BadBody", "error_middleware", "error_reply", "read_json"]
 
-logger = logging.getLogger("livekit_fallback.swaig")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class BadBody(ValueError):
-    """A request body that cannot be used.
-
-    Attributes:
-        status: 400 (empty or not JSON) or 413 (too large).
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def error_reply(status: int, message: str, **headers: str) -> web.Response:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from livekit_fallback.commands.resolve import add_resolution_options, settings_from_args
 from livekit_fallback.config.resolver import Resolver
+from livekit_fallback.errors import ToolsImportError
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import InsecureServerError, credentials_from_env
@@ -28,10 +29,6 @@ __all__ = ["load_registry", "register"]
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-
-
-class ToolsImportError(ValueError):
-    """``--tools`` does not name an importable :class:`ToolRegistry`."""
 
 
 def load_registry(target: str) -> ToolRegistry:

@@ -11,11 +11,11 @@ it to the caller.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
 
+from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import REGISTRY
 from livekit_fallback.tools import ToolArgumentError
 
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SWAIG_CALLS", "handle_swaig"]
 
-logger = logging.getLogger("livekit_fallback.swaig")
 
 SWAIG_CALLS = Counter(
     "livekit_fallback_swaig_calls",

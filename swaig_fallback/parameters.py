@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from livekit_fallback.errors import SwaigSchemaError
+
 __all__ = ["SwaigSchemaError", "swaig_parameters"]
 
 _ALLOWED: dict[str, frozenset[str]] = {
@@ -47,10 +49,6 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
     "array": (list,),
     "object": (dict,),
 }
-
-
-class SwaigSchemaError(ValueError):
-    """A tool's schema uses a shape SWML cannot declare (the message names tool and path)."""
 
 
 def swaig_parameters(schema: Mapping[str, Any], *, tool: str) -> dict[str, Any]:

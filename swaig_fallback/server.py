@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver
+from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import CONTENT_TYPE, REGISTRY, render
 from livekit_fallback.tools import ToolRegistry
 
@@ -40,7 +40,6 @@ from .swml import DEFAULT_LANGUAGE, CallerContext, Language, build_swml
 
 __all__ = ["DEFAULT_MAX_BODY", "DEFAULT_VERTICAL", "PATHS", "ServerState", "create_app", "run_server", "state_of"]
 
-logger = logging.getLogger("livekit_fallback.swaig")
 
 DEFAULT_VERTICAL = "reverse_mortgage"
 DEFAULT_MAX_BODY = 256 * 1024

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from livekit_fallback.errors import BadSwaigRequest
 from livekit_fallback.tools import NEXT_NODE_KEY, ToolResult
 
 __all__ = [
@@ -38,10 +39,6 @@ FALLBACK_RESPONSE = (
 """What the AI is told when a tool fails; nothing about the failure itself."""
 
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
-
-
-class BadSwaigRequest(ValueError):
-    """The request is not a usable SWAIG function call; the message names the problem."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ EXPECTED = {
     "ConfigUnavailableError",
     "Criteria",
     "CriteriaError",
+    "LivekitFallbackError",
     "ModelChoice",
     "Models",
     "Node",
@@ -49,6 +50,37 @@ def test_config_core_does_not_import_livekit() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_version_comes_from_the_installed_metadata() -> None:
+    """__version__ is the installed distribution's version, written once in pyproject.toml."""
+    from importlib import metadata
+
+    assert livekit_fallback.__version__ == metadata.version("livekit-fallback")
+
+
+def test_every_package_exception_shares_one_base() -> None:
+    """Every public exception class the package defines lives in errors.py, under LivekitFallbackError."""
+    import inspect
+
+    from livekit_fallback import errors
+
+    import importlib
+    import pkgutil
+
+    import swaig_fallback
+
+    defined = set()
+    for package in (livekit_fallback, swaig_fallback):
+        for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            module = importlib.import_module(info.name)
+            for _, cls in inspect.getmembers(module, inspect.isclass):
+                public = not cls.__name__.startswith("_")
+                if public and issubclass(cls, BaseException) and cls.__module__ == module.__name__:
+                    defined.add(cls)
+    assert {c.__module__ for c in defined} == {errors.__name__}
+    assert {c.__name__ for c in defined} == set(errors.__all__)
+    assert all(issubclass(c, livekit_fallback.LivekitFallbackError) for c in defined)
 
 
 def test_importing_does_not_configure_logging() -> None:

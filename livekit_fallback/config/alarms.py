@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ..log import logger
 from .model import ModelChoice, Platform, Reason, Source
 from .sources.base import Failure, Found
 
 __all__ = ["Alarms", "BANNER_RULE", "FallbackEvent", "banner", "fallback_extra", "logger"]
 
-logger = logging.getLogger("livekit_fallback")
+
 """The package logger. The package never configures logging; attach handlers in your app."""
 
 BANNER_RULE = "=" * 80

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import CriteriaError
+
 __all__ = ["Criteria", "CriteriaError", "parse_criteria"]
 
 MAX_EXPRESSION_LENGTH = 500
@@ -33,10 +35,6 @@ _COMPARATORS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 }
 
 _CONSTANT_TYPES = (bool, int, float, str, type(None))
-
-
-class CriteriaError(ValueError):
-    """A ``step_criteria_lk`` expression is not valid under the safe grammar."""
 
 
 @dataclass(frozen=True)

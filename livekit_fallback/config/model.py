@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..errors import InvalidContent
 from .criteria import CriteriaError, parse_criteria
 from .graph import END_NODE, START_NODE, graph_errors, unknown_targets
 
@@ -75,19 +76,6 @@ class Reason(str, Enum):
     def is_connection_level(self) -> bool:
         """True for failures of the connection itself, not of the data."""
         return self in (Reason.UNREACHABLE, Reason.TIMEOUT, Reason.CIRCUIT_OPEN)
-
-
-class InvalidContent(ValueError):
-    """A row or file was read but its content is not a valid component.
-
-    Attributes:
-        errors: Every problem as ``(field, message)``; ``field`` is ``""`` for
-            the component as a whole. The message text names the first few.
-    """
-
-    def __init__(self, message: str, errors: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(message)
-        self.errors: tuple[tuple[str, str], ...] = tuple(errors) or (("", message),)
 
 
 class ThemeSections(BaseModel):

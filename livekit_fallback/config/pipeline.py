@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..errors import ConfigUnavailableError
 from .alarms import FallbackEvent
 from .breaker import CircuitBreaker
 from .model import AgentConfig, Models, Platform, Provenance, Reason, Source, component_keys
@@ -25,22 +26,6 @@ LOCAL_RESERVE = 0.05
 """Fraction of the deadline kept for local sources after the database."""
 
 _SERVER_LEVEL = {Reason.UNREACHABLE, Reason.TIMEOUT, Reason.HTTP_ERROR, Reason.AUTH, Reason.BAD_RESPONSE}
-
-
-class ConfigUnavailableError(RuntimeError):
-    """No source could supply some component (no database and no usable snapshot).
-
-    Attributes:
-        failures: Component key to the failures seen, in source order.
-    """
-
-    def __init__(self, vertical: str, platform: str, failures: dict[str, list[Failure]]) -> None:
-        self.failures = failures
-        details = sorted({f.detail for fs in failures.values() for f in fs})
-        super().__init__(
-            f"no usable configuration for {vertical}/{platform}: {len(failures)} component(s) are in no source "
-            f"({', '.join(list(failures)[:4])}{', ...' if len(failures) > 4 else ''}); " + "; ".join(details[:3])
-        )
 
 
 @dataclass(frozen=True)

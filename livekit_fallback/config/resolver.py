@@ -11,13 +11,13 @@ so a recovered database is used by the very next resolution.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..log import logger as _log
 from . import metrics
 from .alarms import Alarms
 from .breaker import BreakerState, CircuitBreaker
@@ -35,7 +35,6 @@ __all__ = ["ConfigUnavailableError", "Resolver", "default_resolver", "resolve_ag
 
 PLATFORMS: tuple[Platform, ...] = ("livekit", "signalwire")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
-_log = logging.getLogger("livekit_fallback")
 
 
 @dataclass

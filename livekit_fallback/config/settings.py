@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from ..errors import SettingsError
+
 __all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError", "snapshot_dir_from_env"]
 
 DEFAULT_DEADLINE = 1.0
@@ -16,10 +18,6 @@ DEFAULT_DEADLINE = 1.0
 
 DEFAULT_TTL = 5.0
 """Seconds a resolved config is reused in-process; database edits show up after this."""
-
-
-class SettingsError(ValueError):
-    """An environment setting is present but unusable."""
 
 
 @dataclass(frozen=True)

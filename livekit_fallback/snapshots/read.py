@@ -23,16 +23,13 @@ from supabase import AsyncClient
 
 from ..config.sources.base import format_exception
 from ..config.sources.supabase import MODEL_TABLES, NODE_VIEW, THEME_TABLE, BadResponse, build_client, check_rows
+from ..errors import DatabaseReadError
 from .content import KINDS, PLATFORMS, canonical_model, canonical_node, canonical_theme, decode_object
 
 __all__ = ["DEFAULT_TIMEOUT", "DatabaseConfig", "DatabaseReadError", "database_label", "open_client", "read_active"]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a whole read (or seed) may take."""
-
-
-class DatabaseReadError(Exception):
-    """The database could not be read: connection, HTTP or response-shape failure."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ...errors import CacheFileError
 from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme, check_vertical
 from .base import Failure, FetchRequest, Found, Outcome
 
@@ -41,10 +42,6 @@ def default_cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
     return Path(base) / "livekit-fallback"
-
-
-class CacheFileError(Exception):
-    """The cache file exists but cannot be used."""
 
 
 class LastKnownGoodCache:

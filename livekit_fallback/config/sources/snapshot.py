@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ...errors import SnapshotError
 from ..graph import DEFAULT_NODE_NAMES
 from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme, check_vertical
 from .base import Failure, FetchRequest, Found, Outcome
@@ -39,10 +40,6 @@ __all__ = [
 
 SNAPSHOT_SCHEMA_VERSION = 1
 """Newest snapshot file format this version of the package reads."""
-
-
-class SnapshotError(Exception):
-    """A snapshot file is missing, unreadable or not a snapshot."""
 
 
 class _ModelEntry(BaseModel):

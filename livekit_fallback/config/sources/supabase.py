@@ -24,6 +24,7 @@ from postgrest.exceptions import APIError
 
 from supabase import AsyncClient, AsyncClientOptions
 
+from ...errors import BadResponse
 from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
 from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact, redact_exception
 
@@ -51,10 +52,6 @@ MODEL_TABLES: dict[tuple[Platform, ModelKind], tuple[str, str]] = {
     ("signalwire", "tts"): ("signalwire_available_voices", "voice_id_full"),
 }
 """Table and value column of each platform's active-model catalogue."""
-
-
-class BadResponse(Exception):
-    """The HTTP exchange succeeded but the body is not the rows we asked for."""
 
 
 class SupabaseSource:
