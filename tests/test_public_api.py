@@ -61,14 +61,12 @@ def test_version_comes_from_the_installed_metadata() -> None:
 
 def test_every_package_exception_shares_one_base() -> None:
     """Every public exception class the package defines lives in errors.py, under LivekitFallbackError."""
-    import inspect
-
-    from livekit_fallback import errors
-
     import importlib
+    import inspect
     import pkgutil
 
     import swaig_fallback
+    from livekit_fallback import errors
 
     defined = set()
     for package in (livekit_fallback, swaig_fallback):
