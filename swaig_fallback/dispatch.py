@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter
-
 from livekit_fallback.log import swaig_logger as logger
-from livekit_fallback.metrics import REGISTRY
+from livekit_fallback.metrics import SWAIG_CALLS
 from livekit_fallback.tools import ToolArgumentError
 
 from .swaig import FALLBACK_RESPONSE, NEXT_NODE_KEY, BadSwaigRequest, parse_swaig_call, swaig_reply
@@ -25,16 +23,7 @@ from .swml import DEFAULT_CONTEXT
 if TYPE_CHECKING:
     from .server import ServerState
 
-__all__ = ["SWAIG_CALLS", "handle_swaig"]
-
-
-SWAIG_CALLS = Counter(
-    "livekit_fallback_swaig_calls",
-    "SWAIG function calls by function and outcome (ok, bad_request, unknown_function, tool_error, timeout).",
-    ["function", "outcome"],
-    registry=REGISTRY,
-)
-"""Counter of SWAIG calls; unregistered function names are counted as ``unknown``."""
+__all__ = ["handle_swaig"]
 
 
 async def handle_swaig(state: ServerState, payload: Any) -> tuple[int, dict[str, Any]]:

@@ -25,11 +25,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
-from prometheus_client import Counter
 
 from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver
 from livekit_fallback.log import swaig_logger as logger
-from livekit_fallback.metrics import CONTENT_TYPE, REGISTRY, render
+from livekit_fallback.metrics import CONTENT_TYPE, SWML_DOCUMENTS, render
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import Credentials, InsecureServerError, auth_middleware
@@ -47,13 +46,6 @@ DEFAULT_MAX_BODY = 256 * 1024
 
 PATHS = {"swml": "/swml", "swaig": "/swaig", "health": "/healthz", "metrics": "/metrics"}
 PUBLIC_PATHS = frozenset({PATHS["health"], PATHS["metrics"]})
-
-SWML_DOCUMENTS = Counter(
-    "livekit_fallback_swml_documents",
-    "SWML documents served, by outcome (ok, degraded: some component from a fallback, unavailable).",
-    ["outcome"],
-    registry=REGISTRY,
-)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ import pytest
 from livekit_fallback import Reason, Resolver, Source, SupabaseSource
 from livekit_fallback.config.alarms import Alarms
 from livekit_fallback.config.breaker import CircuitBreaker
-from livekit_fallback.config.metrics import REGISTRY
-from livekit_fallback.metrics import start_metrics_server
+from livekit_fallback.metrics import REGISTRY, start_metrics_server
 
 from .conftest import DB_MODELS, SeededDatabase
 from .support.proxy import FaultProxy

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import metrics
 from ..log import logger as _log
-from . import metrics
 from .alarms import Alarms
 from .breaker import BreakerState, CircuitBreaker
 from .graph import DEFAULT_NODE_NAMES
