@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InvalidContent
 from .criteria import CriteriaError, parse_criteria
 from .graph import END_NODE, START_NODE, graph_errors, unknown_targets
+from .keys import ComponentKind, ModelKind, Platform
 
 __all__ = [
     "AgentConfig",
@@ -39,9 +40,6 @@ __all__ = [
     "node_fields",
 ]
 
-Platform = Literal["livekit", "signalwire"]
-ModelKind = Literal["stt", "llm", "tts"]
-ComponentKind = Literal["theme", "node", "model"]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 _Names = Annotated[tuple[str, ...], Field(strict=False)]
