@@ -24,6 +24,7 @@ the built-in base it always had (``ValueError``, ``KeyError``,
     ├── DatabaseError                         the database could not be read as asked
     │   ├── BadResponse                       HTTP worked, the body is not the rows asked for
     │   └── DatabaseReadError                 connection, HTTP or shape failure (snapshot tools)
+    ├── StoreUnavailable                      the machine-wide state file cannot be used now
     ├── ConfigUnavailableError (RuntimeError) a component is in no source at all
     └── ModelBuildError (RuntimeError)        a model choice cannot be built by any path
 """
@@ -54,6 +55,7 @@ __all__ = [
     "RequestError",
     "SettingsError",
     "SnapshotError",
+    "StoreUnavailable",
     "SwaigSchemaError",
     "ToolArgumentError",
     "ToolsImportError",
@@ -165,6 +167,10 @@ class BadResponse(DatabaseError):
 
 class DatabaseReadError(DatabaseError):
     """The database could not be read: connection, HTTP or response-shape failure."""
+
+
+class StoreUnavailable(LivekitFallbackError):
+    """The machine-wide state file cannot be used now; the caller falls back to in-process state."""
 
 
 class ConfigUnavailableError(LivekitFallbackError, RuntimeError):
