@@ -25,6 +25,7 @@ the built-in base it always had (``ValueError``, ``KeyError``,
     │   ├── BadResponse                       HTTP worked, the body is not the rows asked for
     │   └── DatabaseReadError                 connection, HTTP or shape failure (snapshot tools)
     ├── StoreUnavailable                      the machine-wide state file cannot be used now
+    ├── MetricsServerError (RuntimeError)     a metrics server started where it would clash
     ├── ConfigUnavailableError (RuntimeError) a component is in no source at all
     └── ModelBuildError (RuntimeError)        a model choice cannot be built by any path
 """
@@ -51,6 +52,7 @@ __all__ = [
     "InvalidContent",
     "InvalidInputError",
     "LivekitFallbackError",
+    "MetricsServerError",
     "ModelBuildError",
     "RequestError",
     "SettingsError",
@@ -171,6 +173,10 @@ class DatabaseReadError(DatabaseError):
 
 class StoreUnavailable(LivekitFallbackError):
     """The machine-wide state file cannot be used now; the caller falls back to in-process state."""
+
+
+class MetricsServerError(LivekitFallbackError, RuntimeError):
+    """A metrics server was started inside one process of a multi-process worker."""
 
 
 class ConfigUnavailableError(LivekitFallbackError, RuntimeError):

@@ -2,9 +2,18 @@
 
 Every resolution is counted, including those answered from a cache, so a
 dashboard sees exactly how many calls ran degraded. The SWAIG server serves
-the metrics at ``/metrics``. In a LiveKit worker, either serve :func:`render`
-from your own HTTP endpoint or start a standalone exporter with
-:func:`start_metrics_server`::
+the metrics at ``/metrics``.
+
+A LiveKit worker runs every call in its own process, so its metrics are
+scraped in prometheus_client's multiprocess mode, the way LiveKit's own are:
+start the worker with ``AgentServer(prometheus_port=9100,
+prometheus_multiproc_dir="/tmp/lk-metrics")`` (or ``PROMETHEUS_MULTIPROC_DIR``
+set before it starts) and the worker's main process serves every job
+process's series, these included, summed across processes. The gauges here
+use the ``mostrecent`` mode, so a finished call leaves no series of its own
+behind. Starting a metrics server inside a job process is refused with
+:class:`MetricsServerError`: two overlapping calls would clash on the port.
+A single-process program may still start its own exporter::
 
     from livekit_fallback.metrics import start_metrics_server
     start_metrics_server(port=9464)          # http://127.0.0.1:9464/metrics
@@ -12,8 +21,13 @@ from your own HTTP endpoint or start a standalone exporter with
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from .errors import MetricsServerError
 
 __all__ = [
     "BREAKER_STATE",
@@ -26,6 +40,7 @@ __all__ = [
     "RESOLUTION_SECONDS",
     "SWAIG_CALLS",
     "SWML_DOCUMENTS",
+    "MetricsServerError",
     "render",
     "start_metrics_server",
 ]
@@ -60,11 +75,13 @@ DEGRADED = Gauge(
     "1 when the latest resolution served this component from a fallback copy.",
     ["vertical", "platform", "component"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 BREAKER_STATE = Gauge(
     "livekit_fallback_breaker_state",
     "Database circuit breaker: 0 closed, 1 half-open, 2 open.",
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",
 )
 DATABASE_READS = Counter(
     "livekit_fallback_database_reads",
@@ -89,15 +106,37 @@ SWML_DOCUMENTS = Counter(
 
 
 def render() -> bytes:
-    """The current metrics in Prometheus text format."""
+    """The current metrics in Prometheus text format.
+
+    In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set, as with several
+    SWAIG server workers), every process's series, aggregated.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        aggregate = CollectorRegistry()
+        MultiProcessCollector(aggregate, path=directory)  # type: ignore[no-untyped-call]
+        return generate_latest(aggregate)
     return generate_latest(REGISTRY)
 
 
 def start_metrics_server(port: int, addr: str = "127.0.0.1") -> object:
     """Serve the package's metrics on ``http://addr:port/metrics`` from a background thread.
 
+    For single-process programs. A LiveKit worker serves the package's metrics
+    from its main process instead (see the module docstring).
+
     Returns:
         The server object; call ``.shutdown()`` on it to stop.
+
+    Raises:
+        MetricsServerError: Called in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``
+            set, as inside a LiveKit job process started with ``prometheus_multiproc_dir``).
     """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        raise MetricsServerError(
+            "start_metrics_server() called in a multi-process worker (PROMETHEUS_MULTIPROC_DIR is set): "
+            "every call's process would bind the same port. The worker's main process already serves these "
+            "metrics: start it with AgentServer(prometheus_port=..., prometheus_multiproc_dir=...)."
+        )
     server, _thread = start_http_server(port, addr=addr, registry=REGISTRY)
     return server
