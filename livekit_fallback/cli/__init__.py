@@ -13,15 +13,15 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .config.resolver import ConfigUnavailableError
-from .config.settings import SettingsError
+from ..config.resolver import ConfigUnavailableError
+from ..config.settings import SettingsError
 
 __all__ = ["COMMAND_MODULES", "main"]
 
 COMMAND_MODULES = (
     "livekit_fallback.commands.resolve",
     "livekit_fallback.commands.snapshot",
-    "swaig_fallback.commands",
+    "livekit_fallback.cli.swaig",
 )
 """Modules contributing subcommands; a missing module is skipped."""
 

@@ -20,10 +20,9 @@ from livekit_fallback.commands.resolve import add_resolution_options, settings_f
 from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.errors import ToolsImportError
 from livekit_fallback.tools import ToolRegistry
-
-from .auth import InsecureServerError, credentials_from_env
-from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
-from .swml import CallerContext, build_swml
+from swaig_fallback.auth import InsecureServerError, credentials_from_env
+from swaig_fallback.server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
+from swaig_fallback.swml import CallerContext, build_swml
 
 __all__ = ["load_registry", "register"]
 
