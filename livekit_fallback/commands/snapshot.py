@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..snapshots import handlers
+from ..cli import snapshot_handlers as handlers
 from ..snapshots.graph import FORMATS
 from ..snapshots.read import DEFAULT_TIMEOUT
 

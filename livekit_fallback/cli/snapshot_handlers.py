@@ -22,13 +22,13 @@ from ..config.resolver import Resolver
 from ..config.settings import Settings, SettingsError, snapshot_dir_from_env
 from ..config.sources.base import format_exception
 from ..config.sources.snapshot import Snapshot, SnapshotError, SnapshotSource, default_snapshot_dir, load_snapshot
-from .check import Problem, check_data, check_file, snapshot_files
-from .content import KINDS, PLATFORMS, node_order
-from .diff import diff_configs, format_diff, snapshot_components
-from .graph import FlowGraph, render_graph
-from .read import DatabaseConfig, DatabaseReadError, database_label, open_client, read_active
-from .seed import apply_plan, plan_seed
-from .write import format_timestamp, render_snapshot, snapshot_document, write_atomic
+from ..snapshots.check import Problem, check_data, check_file, snapshot_files
+from ..snapshots.content import KINDS, PLATFORMS, node_order
+from ..snapshots.diff import diff_configs, format_diff, snapshot_components
+from ..snapshots.graph import FlowGraph, render_graph
+from ..snapshots.read import DatabaseConfig, DatabaseReadError, database_label, open_client, read_active
+from ..snapshots.seed import apply_plan, plan_seed
+from ..snapshots.write import format_timestamp, render_snapshot, snapshot_document, write_atomic
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PROBLEMS", "check", "diff", "graph", "pull", "seed"]
 
