@@ -1,79 +1,61 @@
 """The ``livekit-fallback`` command.
 
-Logs (including fallback banners) go to stderr; results go to stdout. Each
-subcommand lives in its own module (see ``COMMAND_MODULES``).
+Logs (including fallback banners) go to stderr; results go to stdout. The
+command sits above both platform edges: one module per command group
+(:mod:`.resolve` for ``resolve``/``status``, :mod:`.snapshot` for
+``snapshot ...``, :mod:`.swaig` for ``swml``/``serve``), each imported
+statically and registered here.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import logging
 import sys
 from collections.abc import Sequence
 
 from ..config.resolver import ConfigUnavailableError
 from ..config.settings import SettingsError
+from . import resolve, snapshot, swaig
+from .log_handler import configure_logging
 
-__all__ = ["COMMAND_MODULES", "main"]
-
-COMMAND_MODULES = (
-    "livekit_fallback.commands.resolve",
-    "livekit_fallback.commands.snapshot",
-    "livekit_fallback.cli.swaig",
-)
-"""Modules contributing subcommands; a missing module is skipped."""
+__all__ = ["build_parser", "main"]
 
 EXIT_UNAVAILABLE = 1
 EXIT_USAGE = 2
 
+COMMAND_GROUPS = (resolve, snapshot, swaig)
+"""Modules contributing subcommands, in ``--help`` order."""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every available subcommand."""
+    """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="livekit-fallback",
         description="Resolve voice-agent configuration from Supabase with per-component fallback.",
     )
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(commands)
+    for group in COMMAND_GROUPS:
+        group.register(commands)
     return parser
 
 
-class _CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """The command's stderr handler; marked so repeated ``main()`` calls add it once."""
-
-
-def _configure_logging(level: str) -> None:
-    root = logging.getLogger()
-    root.setLevel(level.upper())
-    for handler in root.handlers:
-        if isinstance(handler, _CliHandler):
-            handler.setStream(sys.stderr)
-            return
-    handler = _CliHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(handler)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code."""
+    """Run the command line; returns the process exit code.
+
+    Args:
+        argv: The arguments after the program name; ``None`` reads ``sys.argv``.
+            Tests call ``main([...])`` in-process.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        _configure_logging(args.log_level)
+        configure_logging(args.log_level)
     except ValueError:
         parser.error(f"unknown log level {args.log_level!r}")
     try:
-        return asyncio.run(args.handler(args))
+        code: int = asyncio.run(args.handler(args))
     except SettingsError as exc:
         print(f"livekit-fallback: configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -82,7 +64,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    return code

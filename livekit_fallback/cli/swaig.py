@@ -14,15 +14,15 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 
-from livekit_fallback.commands.resolve import add_resolution_options, settings_from_args
-from livekit_fallback.config.resolver import Resolver
-from livekit_fallback.errors import ToolsImportError
-from livekit_fallback.tools import ToolRegistry
 from swaig_fallback.auth import InsecureServerError, credentials_from_env
 from swaig_fallback.server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
 from swaig_fallback.swml import CallerContext, build_swml
+
+from ..config.resolver import Resolver
+from ..errors import ToolsImportError
+from ..tools import ToolRegistry
+from .options import add_deadline, add_resolution_options, add_snapshot_dir, settings_from_args
 
 __all__ = ["load_registry", "register"]
 
@@ -81,8 +81,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     serve = commands.add_parser("serve", help="serve SWML, SWAIG functions, /healthz and /metrics")
     serve.add_argument("--vertical", default=DEFAULT_VERTICAL, help=f"business vertical (default {DEFAULT_VERTICAL})")
-    serve.add_argument("--snapshot-dir", type=Path, help="directory searched before the packaged snapshots")
-    serve.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
+    add_snapshot_dir(serve)
+    add_deadline(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     serve.add_argument(

@@ -1,47 +1,32 @@
-"""``livekit-fallback resolve``: where each component of a config comes from right now."""
+"""``livekit-fallback resolve`` and ``status``: where each component of a config comes from right now."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import time
-from pathlib import Path
 
 from ..config.resolver import Resolver
-from ..config.settings import Settings
-from ..report import provenance_json, provenance_table
+from .options import add_platform, add_resolution_options, settings_from_args
+from .report import provenance_json, provenance_table
 
-__all__ = ["add_resolution_options", "register", "run", "run_status", "settings_from_args"]
+__all__ = ["register", "run", "run_status"]
 
 EXIT_OK = 0
-
-
-def add_resolution_options(parser: argparse.ArgumentParser) -> None:
-    """Options every resolving command shares: vertical, snapshot directory, deadline."""
-    parser.add_argument("--vertical", required=True, help="business vertical, e.g. reverse_mortgage")
-    parser.add_argument("--snapshot-dir", type=Path, help="directory searched before the packaged snapshots")
-    parser.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Environment settings with command-line overrides applied."""
-    return Settings.from_env(snapshot_dir=getattr(args, "snapshot_dir", None), deadline=getattr(args, "deadline", None))
+EXIT_DEGRADED = 3
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the ``resolve`` and ``status`` subcommands."""
     parser = commands.add_parser("resolve", help="resolve a config and show each component's source")
     add_resolution_options(parser)
-    parser.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
+    add_platform(parser)
     parser.add_argument("--json", action="store_true", help="print the machine-readable record")
     parser.set_defaults(handler=run)
     status = commands.add_parser("status", help="resolve once and print the health record (exit 0 healthy, 3 degraded)")
     add_resolution_options(status)
-    status.add_argument("--platform", choices=["livekit", "signalwire"], default="livekit")
+    add_platform(status)
     status.set_defaults(handler=run_status)
-
-
-EXIT_DEGRADED = 3
 
 
 async def run_status(args: argparse.Namespace) -> int:

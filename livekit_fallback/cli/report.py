@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .config.model import AgentConfig, Provenance
+from ..config.model import AgentConfig, Provenance
 
 __all__ = ["provenance_json", "provenance_table"]
 
