@@ -58,9 +58,9 @@ def test_resolve_table_lists_every_component() -> None:
 
 
 def test_unknown_vertical_fails_with_a_clear_message() -> None:
-    """A vertical with neither database nor snapshot exits 1 with a one-line reason, no trace."""
+    """A vertical with neither database nor snapshot exits 4 (failed) with a one-line reason, no trace."""
     result = _run("resolve", "--vertical", "solar")
-    assert result.returncode == 1
+    assert result.returncode == 4
     assert "no usable configuration for solar/livekit" in result.stderr
     assert "Traceback" not in result.stderr
 

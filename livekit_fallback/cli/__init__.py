@@ -17,12 +17,10 @@ from collections.abc import Sequence
 from ..config.resolver import ConfigUnavailableError
 from ..config.settings import SettingsError
 from . import resolve, snapshot, swaig
+from .exit_codes import EXIT_CODES_EPILOG, ExitCode
 from .log_handler import configure_logging
 
-__all__ = ["build_parser", "main"]
-
-EXIT_UNAVAILABLE = 1
-EXIT_USAGE = 2
+__all__ = ["ExitCode", "build_parser", "main"]
 
 COMMAND_GROUPS = (resolve, snapshot, swaig)
 """Modules contributing subcommands, in ``--help`` order."""
@@ -33,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="livekit-fallback",
         description="Resolve voice-agent configuration from Supabase with per-component fallback.",
+        epilog=EXIT_CODES_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the process exit code.
+    """Run the command line; returns the process exit code (an :class:`ExitCode`).
 
     Args:
         argv: The arguments after the program name; ``None`` reads ``sys.argv``.
@@ -58,10 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = asyncio.run(args.handler(args))
     except SettingsError as exc:
         print(f"livekit-fallback: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except ConfigUnavailableError as exc:
         print(f"livekit-fallback: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return ExitCode.FAILED
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     return code

@@ -7,13 +7,11 @@ import json
 import time
 
 from ..config.resolver import Resolver
+from .exit_codes import ExitCode
 from .options import add_platform, add_resolution_options, settings_from_args
 from .report import provenance_json, provenance_table
 
 __all__ = ["register", "run", "run_status"]
-
-EXIT_OK = 0
-EXIT_DEGRADED = 3
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,12 +28,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 async def run_status(args: argparse.Namespace) -> int:
-    """Resolve once, print the resolver's status as JSON; exit 3 when anything is degraded."""
+    """Resolve once, print the resolver's status as JSON; exit DEGRADED (3) when anything is degraded."""
     async with Resolver.from_settings(settings_from_args(args)) as resolver:
         await resolver.resolve(args.vertical, args.platform)
         status = resolver.status()
     print(json.dumps(status.to_json(), indent=2))
-    return EXIT_OK if status.healthy else EXIT_DEGRADED
+    return ExitCode.OK if status.healthy else ExitCode.DEGRADED
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -48,4 +46,4 @@ async def run(args: argparse.Namespace) -> int:
         print(json.dumps(provenance_json(config, elapsed_ms), indent=2))
     else:
         print(provenance_table(config, elapsed_ms))
-    return EXIT_OK
+    return ExitCode.OK

@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     _timeout(pull)
     pull.set_defaults(handler=handlers.pull)
 
-    diff = actions.add_parser("diff", help="compare the database with the snapshot (exit 0 equal, 1 drift, 2 error)")
+    diff = actions.add_parser("diff", help="compare the database with the snapshot (exit 0 equal, 1 drift, 4 error)")
     _vertical(diff)
     _snapshot_dir(diff)
     _timeout(diff)

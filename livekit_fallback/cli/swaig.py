@@ -22,12 +22,10 @@ from swaig_fallback.swml import CallerContext, build_swml
 from ..config.resolver import Resolver
 from ..errors import ToolsImportError
 from ..tools import ToolRegistry
+from .exit_codes import ExitCode
 from .options import add_deadline, add_resolution_options, add_snapshot_dir, settings_from_args
 
 __all__ = ["load_registry", "register"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 def load_registry(target: str) -> ToolRegistry:
@@ -107,9 +105,9 @@ def _add_tools_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> int:
     print(f"livekit-fallback: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return code
 
 
 async def run_swml(args: argparse.Namespace) -> int:
@@ -126,7 +124,7 @@ async def run_swml(args: argparse.Namespace) -> int:
     except ValueError as exc:  # UnknownToolsError, SwaigSchemaError, a bad webhook URL
         return _fail(str(exc))
     print(json.dumps(doc, separators=(",", ":")) if args.compact else json.dumps(doc, indent=2, ensure_ascii=False))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def run_serve(args: argparse.Namespace) -> int:
@@ -159,6 +157,8 @@ async def run_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 ),
             )
-        except (InsecureServerError, ValueError, OSError) as exc:
+        except (InsecureServerError, ValueError) as exc:
             return _fail(str(exc))
-    return EXIT_OK
+        except OSError as exc:  # the port is taken or the address is not ours
+            return _fail(str(exc), ExitCode.FAILED)
+    return ExitCode.OK
