@@ -28,7 +28,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 async def run_status(args: argparse.Namespace) -> int:
-    """Resolve once, print the resolver's status as JSON; exit DEGRADED (3) when anything is degraded."""
+    """Resolve once, print the health record (:meth:`Status.to_json`); exit DEGRADED (3) when anything is degraded."""
     async with Resolver.from_settings(settings_from_args(args)) as resolver:
         await resolver.resolve(args.vertical, args.platform)
         status = resolver.status()
@@ -37,13 +37,14 @@ async def run_status(args: argparse.Namespace) -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Resolve once and print the provenance table or JSON."""
+    """Resolve once and print the provenance table, or the JSON record with the health record under ``health``."""
     async with Resolver.from_settings(settings_from_args(args)) as resolver:
         started = time.perf_counter()
         config = await resolver.resolve(args.vertical, args.platform)
         elapsed_ms = (time.perf_counter() - started) * 1000
+        health = resolver.status()
     if args.json:
-        print(json.dumps(provenance_json(config, elapsed_ms), indent=2))
+        print(json.dumps({**provenance_json(config, elapsed_ms), "health": health.to_json()}, indent=2))
     else:
         print(provenance_table(config, elapsed_ms))
     return ExitCode.OK
