@@ -21,18 +21,17 @@ class CliHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def configure_logging(level: str) -> None:
     """Send log records at ``level`` and above to the current ``sys.stderr``.
 
-    Called once per ``main()``; in-process callers (tests) that swap
-    ``sys.stderr`` between calls get the handler pointed at the new stream.
+    Called once per ``main()``. A handler left by an earlier call is replaced,
+    not duplicated, so in-process callers (tests) that swap ``sys.stderr``
+    between calls get their records on the new stream.
 
     Raises:
         ValueError: ``level`` is not a logging level name.
     """
     root = logging.getLogger()
     root.setLevel(level.upper())
-    for handler in root.handlers:
-        if isinstance(handler, CliHandler):
-            handler.setStream(sys.stderr)
-            return
+    for old in [h for h in root.handlers if isinstance(h, CliHandler)]:
+        root.removeHandler(old)
     handler = CliHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     root.addHandler(handler)
