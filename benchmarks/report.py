@@ -345,6 +345,8 @@ hang the fault is lifted after a 3 s cap.
   that blocks the loop for the whole read becomes a read that leaves the loop free. An outage that would
   block call pickup for minutes (refused) or most of an hour (hang), and then crash on the model read,
   costs one failed connect or one deadline, and well under a millisecond once the breaker is open.
+- The hanging database's first call ends just under the deadline: the database gets 95 % of it, the
+  rest is kept for the last-known-good copy and the snapshot.
 - The first resolution of an outage also formats banner traces on the loop: it logs a banner per
   component, and the trace of each failed request (5 at most: the node banners share one) is formatted by
   whatever handler the worker attached (Python 3.11 re-reads source lines for the caret markers). That is
