@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from livekit_fallback.config import atomic as atomic_module
 from livekit_fallback.config.atomic import write_atomic
 from livekit_fallback.snapshots.write import write_atomic as snapshot_write_atomic
 
@@ -22,7 +22,7 @@ def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, m
     def fail(*_: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(atomic_module.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
         write_atomic(path, "new\n")
     assert path.read_text(encoding="utf-8") == "old\n" and [p.name for p in tmp_path.iterdir()] == ["x.toml"]
