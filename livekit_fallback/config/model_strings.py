@@ -14,7 +14,7 @@ import re
 
 from .keys import ModelKind, Platform
 
-__all__ = ["KNOWN_PROVIDERS", "check_model_value", "model_of", "provider_of", "variant_of"]
+__all__ = ["KNOWN_PROVIDERS", "check_model_value", "model_of", "provider_of", "variant_of", "voice_of"]
 
 KNOWN_PROVIDERS: dict[tuple[Platform, ModelKind], frozenset[str]] = {
     ("livekit", "stt"): frozenset(
@@ -112,3 +112,15 @@ def variant_of(platform: Platform, kind: ModelKind, value: str) -> str | None:
         return None
     rest = value.split("/", 1)[1]
     return rest.rsplit(":", 1)[1] if ":" in rest else None
+
+
+def voice_of(platform: Platform, kind: ModelKind, value: str) -> str | None:
+    """The voice a TTS value names: LiveKit's variant (else its model), SignalWire's name after the engine.
+
+    ``None`` for STT and LLM values.
+    """
+    if kind != "tts":
+        return None
+    if platform == "livekit":
+        return variant_of(platform, kind, value) or model_of(platform, kind, value)
+    return value.split(".", 1)[1].split(":", 1)[0]

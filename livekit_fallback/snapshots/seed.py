@@ -19,6 +19,7 @@ from supabase import AsyncClient
 
 from ..config.keys import PLATFORMS, ComponentKey, ModelKind, Platform, component_keys
 from ..config.model import ModelChoice, ThemeSections
+from ..config.model_strings import voice_of
 from ..config.sources.supabase import MODEL_TABLES, THEME_TABLE
 from .content import node_order
 from .read import DatabaseConfig, run_query
@@ -228,9 +229,9 @@ def _catalogue_row(platform: Platform, kind: ModelKind, table: str, column: str,
     choice = ModelChoice(kind=kind, platform=platform, value=value)
     row: dict[str, Any] = {column: value, "provider": choice.provider or None}
     if table == "livekit_available_voices":
-        row.update(voice_name=choice.variant or choice.model, voice_id=choice.variant or "", model=choice.model)
+        row.update(voice_name=voice_of(platform, kind, value), voice_id=choice.variant or "", model=choice.model)
     elif table == "signalwire_available_voices":
-        row["voice_name"] = value.split(".", 1)[1].split(":", 1)[0]
+        row["voice_name"] = voice_of(platform, kind, value)
     else:
         row["model_name"] = choice.model
     return row
