@@ -2,8 +2,9 @@
 
 The same tables and view the resolver reads (``theme_prompts``,
 ``active_node_prompts`` over ``prompts`` / ``prompt_versions``, and the six
-model catalogues), through the real async supabase client with its retries
-off, an :class:`httpx.Timeout`, and one overall deadline. Unlike the resolver
+model catalogues), through the resolver's own row reader
+(:mod:`livekit_fallback.config.sources.rows`) and supabase client, with one
+overall deadline. Unlike the resolver
 this reader does not fall back: a connection or server failure raises
 :class:`DatabaseReadError`, and row-level problems (no active row, two active
 rows, a value that is not a string) are listed per component.

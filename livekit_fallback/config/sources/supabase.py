@@ -6,7 +6,9 @@ platform's three active models. The client's own retries are off (they would
 sleep for seconds) and its timeout is an :class:`httpx.Timeout` (float timeouts
 are truncated to whole seconds by postgrest-py). Every response is checked for
 shape and row count before any value is used, because supabase-py returns a
-non-JSON body or a JSON object without raising.
+non-JSON body or a JSON object without raising. The requests and the
+one-active-row rule are :mod:`.rows`, shared with the snapshot commands; this
+module turns what they find into per-component outcomes and reason classes.
 """
 
 from __future__ import annotations
