@@ -18,8 +18,7 @@ from livekit_fallback import Resolver, SnapshotSource, Source, SupabaseSource
 from livekit_fallback.cli import main
 from livekit_fallback.config.graph import END_NODE, START_NODE
 from livekit_fallback.config.sources.snapshot import default_snapshot_dir, load_snapshot
-from livekit_fallback.snapshots import write as write_module
-from livekit_fallback.snapshots.write import WIDTH, render_snapshot, write_atomic
+from livekit_fallback.snapshots.write import WIDTH, render_snapshot
 
 from .conftest import DB_MARKER, DB_MODELS, TEST_KEY, VERTICAL, SeededDatabase, database_copy, shipped_snapshot
 from .support.postgrest import Status
@@ -569,23 +568,6 @@ def test_rendered_prose_round_trips_exactly(text: str) -> None:
     rendered = render_snapshot(data)  # raises if it does not parse back to the same data
     assert tomllib.loads(rendered) == data
     assert all(len(line) <= WIDTH for line in rendered.splitlines() if line.endswith(" \\") and " " in line[:-2])
-
-
-def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, monkeypatch) -> None:
-    """If the final rename fails the old file is untouched and no temporary file is left."""
-    path = tmp_path / "x.toml"
-    path.write_text("old\n", encoding="utf-8")
-
-    def fail(*_: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(write_module.os, "replace", fail)
-    with pytest.raises(OSError):
-        write_atomic(path, "new\n")
-    assert path.read_text(encoding="utf-8") == "old\n" and [p.name for p in tmp_path.iterdir()] == ["x.toml"]
-    monkeypatch.undo()
-    write_atomic(path, "new\n")
-    assert path.read_text(encoding="utf-8") == "new\n"
 
 
 def test_forced_seed_that_fails_midway_keeps_an_active_model(db_env: SeededDatabase, capsys) -> None:
