@@ -64,14 +64,15 @@ class Locations:
     """
 
     def __init__(self, source: ConfigSource) -> None:
-        self._source = source
+        self._name = source.source.value
+        self._ask = source.location if isinstance(source, LocatedSource) else None  # checked once: it is slow
         self._seen: dict[tuple[Platform, str], str] = {}
 
     def of(self, key: str, platform: Platform) -> str:
         """The table(s) or file ``key`` is read from; the source's name when it never said."""
-        if isinstance(self._source, LocatedSource):
-            return self._source.location(key, platform)
-        return self._seen.get((platform, key), self._source.source.value)
+        if self._ask is not None:
+            return self._ask(key, platform)
+        return self._seen.get((platform, key), self._name)
 
     def learn(self, platform: Platform, outcomes: Mapping[str, Outcome]) -> None:
         """Remember the locations the source reported in its outcomes."""
