@@ -311,6 +311,9 @@ class AgentConfig(BaseModel):
         provenance: Component key (see :func:`component_keys`) to its provenance.
         start_node: The node each call starts in.
         resolved_at: When this config was resolved.
+        backups: Per model kind, the ordered backup choices (today the
+            snapshot's choice for the platform) and where each came from; used
+            when the active model cannot be built or fails mid-call.
     """
 
     model_config = _FROZEN
@@ -323,6 +326,7 @@ class AgentConfig(BaseModel):
     provenance: Annotated[dict[str, Provenance], Field(strict=False)]
     start_node: str = START_NODE
     resolved_at: datetime
+    backups: Annotated[dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]], Field(strict=False)] = {}
 
     @model_validator(mode="after")
     def _check_whole(self) -> AgentConfig:
