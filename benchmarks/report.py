@@ -1,4 +1,9 @@
-"""Render a benchmark :class:`~benchmarks.scenarios.Report` as Markdown, with ratios and target checks."""
+"""Render a benchmark :class:`~benchmarks.scenarios.Report` as Markdown, with ratios and target checks.
+
+:func:`render` gives the figures alone; :func:`page` wraps them in the fixed text of
+``docs/benchmarks.md`` (what is measured, how, and the limits of the setup), so the
+published page is always the output of one run and cannot drift from the code.
+"""
 
 from __future__ import annotations
 
@@ -81,12 +86,25 @@ def _row_cells(row: Row) -> list[str]:
     ]
 
 
+def cpu_model() -> str:
+    """The processor's model name where the system tells it (Linux), else the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def header(report: Report) -> list[str]:
     now = datetime.now(timezone.utc)
+    cpu = cpu_model()
     return [
         f"Benchmark run {now:%Y-%m-%d %H:%M} UTC, {report.plan.name} mode, {report.seconds:.0f} s; "
         f"Python {platform.python_version()}, supabase {version('supabase')}, httpx {version('httpx')}, "
-        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs.",
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs" + (f" ({cpu})." if cpu else "."),
         "Database: throwaway PostgreSQL behind the PostgREST stand-in, in a separate process, reached through "
         "the tests' fault proxy on 127.0.0.1. Package deadline "
         f"{DEADLINE:g} s.",
@@ -255,6 +273,106 @@ def render(report: Report) -> str:
     lines += [f"- {'met' if t.met else 'MISSED'}: {t.what}: {t.value}" for t in checks]
     lines += ["", "Notes:", "", *footnotes(report)]
     return "\n".join(lines) + "\n"
+
+
+PAGE_INTRO = """\
+# Benchmarks: resolution cost against the original way of reading
+
+What a user of this package waits for at call pickup, and what a database outage does to that wait and to
+the event loop that serves every other call on the worker, measured against a reader built the way the
+original system read its configuration.
+
+This page is written by `python -m benchmarks.run`: the text around the figures is fixed, the figures,
+the machine and the date come from the run shown under [Results](#results). Run the command again to
+replace it.
+
+## Run it
+
+```bash
+pip install -e ".[test]"                      # psycopg and the test support code are needed
+python -m benchmarks.run                      # full run (about a minute or two); rewrites docs/benchmarks.md
+python -m benchmarks.run --out -              # full run, the page on stdout instead
+python -m benchmarks.run --quick              # a few runs per scenario, seconds; the page on stdout
+```
+
+Progress goes to stderr. The quick mode's figures are too few to quote, so it never writes the page unless
+`--out` names a file. The command needs the PostgreSQL server binaries
+(`apt-get install -y --no-install-recommends postgresql`), as the tests do; `PG_BIN` and
+`TEST_DATABASE_URL` work the same way. It starts a throwaway PostgreSQL with the project's migrations,
+seeds it from the shipped `reverse_mortgage` snapshot, and serves it with the tests' PostgREST stand-in
+behind the tests' fault proxy, all on 127.0.0.1 and in a child process (so their threads do not compete
+with the measured event loop for the GIL). Everything is stopped at the end.
+
+The test suite runs the quick mode (`tests/test_benchmarks.py`) and checks that every row is produced and
+that the request counts are right (22 per baseline resolution, 5 per package read, 0 per cache hit). It
+asserts nothing about times: machines are noisy. The targets are printed, never enforced.
+
+## What is measured
+
+Readers:
+
+- **baseline**: the original's way. One process-wide *synchronous* supabase client with default options
+  (built-in retries: 1 + 2 + 4 s of `time.sleep` on a refused connection; 120 s read timeout), called
+  directly inside an `async def`. N+1 reads: the theme, then for each of the 9 nodes the node row and the
+  theme again, then each model table, 22 requests in all. Theme and node reads fall back on error; model
+  reads are outside any `try`, as in the original, so an outage raises. The original fetched a node with
+  the `get_node_prompt` RPC; the stand-in serves tables and views, so the baseline reads the same row from
+  the `active_node_prompts` view, also one request.
+- **package, cold**: a new `Resolver(database=SupabaseSource(url, key), deadline=1.0)` per resolution:
+  empty caches, a new HTTP client and new connections, i.e. a worker's first call.
+- **package, fresh read**: one resolver, `resolve(..., fresh=True)`: cache bypassed, pooled connections.
+  This is the cost of every read after the first (and of a stale-while-revalidate refresh, which callers do
+  not wait for).
+- **package, warm**: one resolver, TTL cache hit (what almost every call pickup gets).
+
+Scenarios: a healthy database with 0 ms and with 20 ms added per request (the fault proxy's `delay`
+mode; a database in another region); connection refused (`refuse`); a hanging database (`hang`): the first
+call, and calls while the circuit breaker is open.
+
+Columns: wall time per resolution (median and nearest-rank p99), database requests per resolution (counted
+by the stand-in; for the hang, connections the hung proxy accepted), and the event-loop stall: the
+lateness of a ticker task sleeping 1 ms on the same loop during each resolution, median and worst. Also:
+peak Python heap of one resolution (tracemalloc) and warm-path resolutions per second.
+
+The baseline's outage figures are **derived**, not waited for: 20 requests (until the first model read
+raises) times 7 s of retry sleeps (refused) or the 120 s default timeout (hang). One request is measured
+to confirm it: under the refused fault it runs to completion, with the loop blocked throughout; under the
+hang the fault is lifted after a 3 s cap.
+
+## Reading the figures
+
+- Against the baseline, 22 requests become 5 (one per group, all in flight at once), and a sync client
+  that blocks the loop for the whole read becomes a read that leaves the loop free. An outage that would
+  block call pickup for minutes (refused) or most of an hour (hang), and then crash on the model read,
+  costs one failed connect or one deadline, and well under a millisecond once the breaker is open.
+- The hanging database's first call ends just under the deadline: the database gets 95 % of it, the
+  rest is kept for the last-known-good copy and the snapshot.
+- The first resolution of an outage also formats banner traces on the loop: it logs a banner per
+  component, and the trace of each failed request (5 at most: the node banners share one) is formatted by
+  whatever handler the worker attached (Python 3.11 re-reads source lines for the caret markers). That is
+  most of the stall of the refused row; later resolutions in the same outage log short counted lines.
+- **Garbage-collector pauses.** A loop-stall target missed only in the worst case usually falls in a run
+  that contained a collection (the target line then names the pause): a full (generation 2) collection of
+  the benchmark process takes tens of milliseconds. That is the process, not the resolver, and a real
+  worker has a larger heap; `gc.freeze()` after start-up is the usual remedy. Where no pause is named,
+  the run does not identify the cause; every figure includes whatever else the machine ran at the time.
+- Before the TLS context was built once per process and off the loop, loading the CA bundle blocked the
+  loop once per new client: a worker's first call at +20 ms then measured 52-69 ms (7-10x) with a
+  20-40 ms stall.
+
+Limits of the setup: the stand-in is a Python PostgREST look-alike, not PostgREST; the proxy delays
+requests but not TCP connects, and everything is plain HTTP on loopback, so the TCP and TLS handshakes a
+cold call pays against a real remote database are not included; on a shared machine absolute figures
+move by tens of percent between runs (ratios and request counts are stable).
+
+## Results
+
+"""
+
+
+def page(report: Report) -> str:
+    """The whole ``docs/benchmarks.md`` page: the fixed text, then this run's figures."""
+    return PAGE_INTRO + render(report)
 
 
 def progress(message: str) -> None:

@@ -1,8 +1,9 @@
 """Benchmark entry point: ``python -m benchmarks.run [--quick]``.
 
 Starts a throwaway PostgreSQL, the PostgREST stand-in and the fault proxy (the
-tests' support code, in a child process), measures every scenario, prints a
-Markdown report on stdout (progress goes to stderr), and stops everything.
+tests' support code, in a child process), measures every scenario, writes the
+Markdown page (a full run rewrites ``docs/benchmarks.md``; a quick run prints it
+on stdout), and stops everything. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .infra import Infra
 from .measure import quiet_package_logs
-from .report import progress, render
+from .report import page, progress
 from .scenarios import FULL, QUICK, Report, run_all
 
 
@@ -32,12 +34,29 @@ def run_benchmarks(*, quick: bool = False, progress: Callable[[str], None] = lam
         return asyncio.run(run_all(infra, plan, progress))
 
 
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+"""Where a full run publishes its page."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the benchmarks and writes the page; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few runs per scenario (seconds, not minutes)")
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help=f"where to write the page; '-' for stdout (default: {PAGE.parent.name}/{PAGE.name} for a full run, "
+        "stdout for --quick)",
+    )
     args = parser.parse_args(argv)
+    out = args.out if args.out is not None else ("-" if args.quick else str(PAGE))
     report = run_benchmarks(quick=args.quick, progress=progress)
-    sys.stdout.write(render(report))
+    text = page(report)
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        progress(f"wrote {out}")
     return 0
 
 

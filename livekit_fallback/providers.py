@@ -5,9 +5,10 @@ plugin (``deepgram.STT``, ``openai.LLM``, ``elevenlabs.TTS``) when that
 provider's key is set or the row needs it (a custom voice), else a LiveKit
 Inference instance built from the same descriptor. :func:`build_stt`,
 :func:`build_llm` and :func:`build_tts` add two safety nets: a configured
-choice that cannot be built is replaced by the snapshot's (with the model
-banner), and one that differs from the snapshot's gets the snapshot's model as
-its runtime backup through LiveKit's ``FallbackAdapter``.
+choice that cannot be built is replaced by the config's backup (the snapshot's
+choice, see ``AgentConfig.backups``; with the model banner), and one that
+differs from its backup gets it as the runtime backup through LiveKit's
+``FallbackAdapter``.
 
 Keys are read when building, never at import: ``DEEPGRAM_API_KEY``,
 ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``), ``ELEVEN_API_KEY``; for Inference
@@ -31,9 +32,7 @@ from livekit.plugins import deepgram, elevenlabs, openai
 
 from .config.alarms import Alarms, FallbackEvent
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
-from .config.settings import snapshot_dir_from_env
 from .config.sources.base import Failure, Found, format_exception
-from .config.sources.snapshot import SnapshotError, SnapshotSource
 from .errors import ModelBuildError
 from .log import logger
 
@@ -165,7 +164,7 @@ def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.ST
     Args:
         config: A resolved LiveKit config.
         vad: A VAD for the runtime ``FallbackAdapter`` (needed only by non-streaming STTs).
-        **options: ``runtime_fallback``, ``snapshots``, ``env``, ``alarms``.
+        **options: ``runtime_fallback``, ``env``, ``alarms``.
 
     Raises:
         ModelBuildError: Neither the configured nor the snapshot's STT can be built.
@@ -178,7 +177,6 @@ def build_llm(
     config: AgentConfig,
     *,
     runtime_fallback: bool = True,
-    snapshots: SnapshotSource | None = None,
     env: Mapping[str, str] | None = None,
     alarms: Alarms | None = None,
 ) -> llm.LLM:
@@ -191,9 +189,7 @@ def build_llm(
 
     Args:
         config: A resolved LiveKit config.
-        runtime_fallback: Offer the snapshot's model as the runtime backup.
-        snapshots: Where the snapshot is read (the packaged snapshots by default;
-            pass the resolver's ``snapshots`` when it uses its own directory).
+        runtime_fallback: Offer the backup model (``config.backups``) as the runtime backup.
         env: Environment to read keys from (``os.environ`` by default).
         alarms: Where the model banner goes (a process-wide instance by default,
             so repeated failures are counted rather than bannered per call).
@@ -201,7 +197,7 @@ def build_llm(
     Raises:
         ModelBuildError: Neither the configured nor the snapshot's LLM can be built.
     """
-    options = {"runtime_fallback": runtime_fallback, "snapshots": snapshots, "env": env, "alarms": alarms}
+    options = {"runtime_fallback": runtime_fallback, "env": env, "alarms": alarms}
     return _build(config, "llm", llm.FallbackAdapter, **options)  # type: ignore[return-value,arg-type]
 
 
@@ -220,14 +216,13 @@ def _build(
     adapter: Callable[[list[Any]], Instance],
     *,
     runtime_fallback: bool = True,
-    snapshots: SnapshotSource | None = None,
     env: Mapping[str, str] | None = None,
     alarms: Alarms | None = None,
 ) -> Instance:
     if config.platform != "livekit":
         raise ValueError(f"config is for {config.platform}, not livekit")
     choice: ModelChoice = getattr(config.models, kind)
-    found = _snapshot_choice(config.vertical, kind, snapshots or _env_snapshots(env))
+    found = _backup_choice(config, kind)
     backup: ModelChoice | None = found.value if found and found.value != choice else None  # type: ignore[assignment]
     try:
         primary = build_model(choice, env=env)
@@ -264,14 +259,12 @@ def _build(
     return wrapped
 
 
-def _snapshot_choice(vertical: str, kind: ModelKind, snapshots: SnapshotSource) -> Found | None:
-    try:
-        snap = snapshots.snapshot(vertical)
-        value = snap.component(f"models.{kind}", "livekit")
-    except (SnapshotError, ValueError) as exc:
-        logger.warning("No snapshot %s model for %s to fall back to: %s", kind.upper(), vertical, exc)
-        return None
-    return Found(value, snap.taken_at, snap.path)
+def _backup_choice(config: AgentConfig, kind: ModelKind) -> Found | None:
+    """The config's first backup for ``kind`` (the resolver fills it from the snapshot)."""
+    for value, origin in config.backups.get(kind, ()):
+        return Found(value, origin.taken_at, origin.location or origin.source.value)
+    logger.warning("No snapshot %s model for %s to fall back to", kind.upper(), config.vertical)
+    return None
 
 
 def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoice]) -> None:
@@ -290,9 +283,3 @@ def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoi
             )
 
     adapter.on(f"{kind}_availability_changed", changed)
-
-
-def _env_snapshots(env: Mapping[str, str] | None) -> SnapshotSource:
-    """The snapshot source the resolver uses: ``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` first, then the shipped files."""
-    directory = snapshot_dir_from_env(env)
-    return SnapshotSource([directory] if directory else [])

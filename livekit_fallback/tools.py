@@ -26,7 +26,6 @@ import copy
 import functools
 import inspect
 import json
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from typing import Any
 import jsonschema
 
 from .config.model import RESERVED_TOOL_NAMES, AgentConfig
+from .config.names import TOOL_NAME
 from .errors import ToolArgumentError, UnknownToolError, UnknownToolsError
 
 __all__ = [
@@ -47,7 +47,7 @@ __all__ = [
     "UnknownToolsError",
 ]
 
-_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+_NAME = TOOL_NAME
 NEXT_NODE_KEY = "next_node"
 """A tool that sets this call-state key to a node name routes the call there, on both platforms."""
 

@@ -15,11 +15,11 @@ on the result is honoured too. The reply then carries
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from livekit_fallback.config.names import TOOL_NAME
 from livekit_fallback.errors import BadSwaigRequest
 from livekit_fallback.tools import NEXT_NODE_KEY, ToolResult
 
@@ -38,7 +38,7 @@ FALLBACK_RESPONSE = (
 )
 """What the AI is told when a tool fails; nothing about the failure itself."""
 
-_FUNCTION_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+_FUNCTION_NAME = TOOL_NAME
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from benchmarks.baseline import requests_per_resolution, requests_until_crash
-from benchmarks.report import render, targets
+from benchmarks.report import PAGE_INTRO, page, render, targets
 from benchmarks.run import run_benchmarks
 from benchmarks.scenarios import (
     BASELINE,
@@ -95,3 +95,12 @@ def test_report_renders_the_table_ratios_and_extras(report: Report) -> None:
     assert text.count("×") >= 5
     assert "resolutions/s" in text and "KiB" in text
     assert len([line for line in text.splitlines() if line.startswith(("- met:", "- MISSED:"))]) == len(targets(report))
+
+
+def test_page_is_the_fixed_text_then_the_run(report: Report) -> None:
+    """The published page is the fixed text followed by this run's figures, stamped with machine and date."""
+    text = page(report)
+    figures = render(report).split("\n", 1)[1]  # below the first line, which carries the minute of rendering
+    assert text.startswith(PAGE_INTRO) and text.endswith(figures)
+    assert text.removeprefix(PAGE_INTRO).startswith("Benchmark run ")
+    assert " UTC, quick mode, " in text and "CPUs" in text and "Python " in text

@@ -200,7 +200,7 @@ def test_snapshot_backup_comes_from_the_users_snapshot_directory(tmp_path, monke
 
     from livekit.agents import llm as lk_llm
 
-    from livekit_fallback import Resolver, SnapshotSource
+    from livekit_fallback import Resolver
     from livekit_fallback.config.sources.snapshot import default_snapshot_dir
     from livekit_fallback.providers import build_llm
 
@@ -212,10 +212,10 @@ def test_snapshot_backup_comes_from_the_users_snapshot_directory(tmp_path, monke
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
 
     async def resolve():  # noqa: ANN202
-        async with Resolver(snapshots=SnapshotSource()) as resolver:  # the shipped snapshot: gpt-5
+        async with Resolver.from_settings() as resolver:  # snapshot mode, the user's snapshot: gpt-4.1-mini
             return await resolver.resolve("reverse_mortgage")
 
-    config = asyncio.run(resolve())
+    config = with_models(asyncio.run(resolve()), llm=choice("llm", "openai/gpt-5"))  # as if read from the database
     built = build_llm(config)
     assert isinstance(built, lk_llm.FallbackAdapter)
     assert [child.model for child in built._llm_instances] == ["gpt-5", "gpt-4.1-mini"]

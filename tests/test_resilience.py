@@ -97,7 +97,8 @@ async def test_recovery_within_one_cool_down_is_logged_once(
 ) -> None:
     """After consecutive refusals the breaker opens; once the database is back, one cool-down later it is read again."""
     caplog.set_level(logging.INFO, logger="livekit_fallback")
-    breaker = CircuitBreaker(failure_threshold=3, cool_down=0.3)
+    now = [0.0]
+    breaker = CircuitBreaker(failure_threshold=3, cool_down=30.0, clock=lambda: now[0])
     async with Resolver(database=SupabaseSource(fault_proxy.url, seeded.key), breaker=breaker, deadline=0.5) as r:
         fault_proxy.set_mode("refuse")
         for _ in range(3):
@@ -110,14 +111,16 @@ async def test_recovery_within_one_cool_down_is_logged_once(
         fault_proxy.reset_counters()
         still_open = await r.resolve("reverse_mortgage")
         assert fault_proxy.connections == 0 and still_open.provenance["theme"].source is Source.SNAPSHOT
-        await asyncio.sleep(0.35)
+        now[0] += 29.9
+        assert (await r.resolve("reverse_mortgage", fresh=True)).is_degraded and fault_proxy.connections == 0
+        now[0] += 0.1  # the cool-down is over: one probe reaches the database
         up = await r.resolve("reverse_mortgage")
         assert {p.source for p in up.provenance.values()} == {Source.DATABASE}
         assert up.models.llm.value == DB_MODELS["livekit"]["llm"]
         assert r.status().healthy and r.status().database_reachable is True
     recovered = _events(caplog, "config_recovered")
     assert len(recovered) == 1
-    assert recovered[0].degraded_resolutions == 4 and "DATABASE RECOVERED" in recovered[0].getMessage()
+    assert recovered[0].degraded_resolutions == 5 and "DATABASE RECOVERED" in recovered[0].getMessage()
 
 
 async def test_ongoing_fallbacks_log_counted_short_lines(
@@ -148,14 +151,15 @@ async def test_ongoing_fallbacks_log_counted_short_lines(
 
 async def test_concurrent_callers_share_one_read_and_edits_show_after_the_ttl(seeded: SeededDatabase) -> None:
     """N concurrent callers cause one database read; an edit shows up once the TTL has passed."""
-    async with Resolver(database=SupabaseSource(seeded.url, seeded.key), ttl=0.3) as resolver:
+    now = [0.0]
+    async with Resolver(database=SupabaseSource(seeded.url, seeded.key), ttl=5.0, clock=lambda: now[0]) as resolver:
         configs = await asyncio.gather(*(resolver.resolve("reverse_mortgage") for _ in range(50)))
         assert len(seeded.standin.requests) == 5
         assert {c.models.llm.value for c in configs} == {DB_MODELS["livekit"]["llm"]}
         set_active_model(seeded.dsn, "livekit_available_llm_models", "openai/gpt-4o")
         assert (await resolver.resolve("reverse_mortgage")).models.llm.value == DB_MODELS["livekit"]["llm"]
         assert len(seeded.standin.requests) == 5
-        await asyncio.sleep(0.35)
+        now[0] += 5.0
         stale = await resolver.resolve("reverse_mortgage")  # served at once; one refresh starts
         assert stale.models.llm.value == DB_MODELS["livekit"]["llm"]
         for _ in range(100):

@@ -18,8 +18,7 @@ from livekit_fallback import Resolver, SnapshotSource, Source, SupabaseSource
 from livekit_fallback.cli import main
 from livekit_fallback.config.graph import END_NODE, START_NODE
 from livekit_fallback.config.sources.snapshot import default_snapshot_dir, load_snapshot
-from livekit_fallback.snapshots import write as write_module
-from livekit_fallback.snapshots.write import WIDTH, render_snapshot, write_atomic
+from livekit_fallback.snapshots.write import WIDTH, render_snapshot
 
 from .conftest import DB_MARKER, DB_MODELS, TEST_KEY, VERTICAL, SeededDatabase, database_copy, shipped_snapshot
 from .support.postgrest import Status
@@ -208,10 +207,10 @@ def test_signalwire_functions_that_differ_from_tools_survive_a_pull(
     assert "transfer_call" in graphs["signalwire"] and "transfer_call" not in graphs["livekit"]
 
 
-def test_diff_exits_2_when_the_database_is_down(dead_env: None, capsys) -> None:
-    """An unreachable database is exit 2 with one line on stderr, not a drift verdict."""
+def test_diff_exits_4_when_the_database_is_down(dead_env: None, capsys) -> None:
+    """An unreachable database is exit 4 (failed) with one line on stderr, not a drift verdict."""
     code, stdout, stderr = run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL)
-    assert code == 2 and stdout == ""
+    assert code == 4 and stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and "database unreachable" in stderr and "ConnectError" in stderr
 
 
@@ -224,18 +223,18 @@ def test_diff_exits_2_when_the_database_is_down(dead_env: None, capsys) -> None:
     ],
     ids=["http_500", "non_json_200", "http_401"],
 )
-def test_diff_exits_2_when_the_database_answers_badly(db_env: SeededDatabase, capsys, fault: Status) -> None:
-    """An HTTP error or a body that is not rows means no comparison was made: exit 2."""
+def test_diff_exits_4_when_the_database_answers_badly(db_env: SeededDatabase, capsys, fault: Status) -> None:
+    """An HTTP error or a body that is not rows means no comparison was made: exit 4."""
     db_env.standin.set_fault("active_node_prompts", fault)
     code, stdout, stderr = run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL)
-    assert code == 2 and "DRIFT" not in stdout and "active_node_prompts" in stderr
+    assert code == 4 and "DRIFT" not in stdout and "active_node_prompts" in stderr
 
 
-def test_diff_exits_2_for_an_unreadable_snapshot(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
-    """A snapshot that is not valid TOML cannot be compared: exit 2 naming the file."""
+def test_diff_exits_4_for_an_unreadable_snapshot(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
+    """A snapshot that is not valid TOML cannot be compared: exit 4 naming the file."""
     (tmp_path / f"{VERTICAL}.toml").write_text("schema_version = 1\nvertical = \n", encoding="utf-8")
     code, _, stderr = run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL, "--snapshot-dir", str(tmp_path))
-    assert code == 2 and "not valid TOML" in stderr and str(tmp_path) in stderr
+    assert code == 4 and "not valid TOML" in stderr and str(tmp_path) in stderr
 
 
 def test_pull_with_the_database_down_writes_nothing(dead_env: None, capsys, tmp_path: Path) -> None:
@@ -243,20 +242,20 @@ def test_pull_with_the_database_down_writes_nothing(dead_env: None, capsys, tmp_
     shutil.copy(SHIPPED, tmp_path / f"{VERTICAL}.toml")
     before = sorted(p.name for p in tmp_path.iterdir())
     code, stdout, stderr = run_cli(capsys, "snapshot", "pull", "--vertical", VERTICAL, "--out", str(tmp_path))
-    assert code == 2 and stdout == "" and "ConnectError" in stderr
+    assert code == 4 and stdout == "" and "ConnectError" in stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / f"{VERTICAL}.toml").read_bytes() == SHIPPED.read_bytes()
     empty = tmp_path / "empty"
-    assert run_cli(capsys, "snapshot", "pull", "--vertical", VERTICAL, "--out", str(empty))[0] == 2
+    assert run_cli(capsys, "snapshot", "pull", "--vertical", VERTICAL, "--out", str(empty))[0] == 4
     assert not empty.exists()
 
 
 def test_pull_to_an_unwritable_place_is_one_line(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
-    """An --out that is a file is reported in one line with exit 2, not a traceback."""
+    """An --out that is a file is reported in one line with exit 4, not a traceback."""
     blocker = tmp_path / "file"
     blocker.write_text("x", encoding="utf-8")
     code, _, stderr = run_cli(capsys, "snapshot", "pull", "--vertical", VERTICAL, "--out", str(blocker))
-    assert code == 2 and stderr.count("\n") == 1 and "cannot write" in stderr
+    assert code == 4 and stderr.count("\n") == 1 and "cannot write" in stderr
 
 
 def test_pull_refuses_an_invalid_database_config_listing_every_problem(
@@ -569,23 +568,6 @@ def test_rendered_prose_round_trips_exactly(text: str) -> None:
     rendered = render_snapshot(data)  # raises if it does not parse back to the same data
     assert tomllib.loads(rendered) == data
     assert all(len(line) <= WIDTH for line in rendered.splitlines() if line.endswith(" \\") and " " in line[:-2])
-
-
-def test_atomic_write_keeps_the_old_file_when_the_rename_fails(tmp_path: Path, monkeypatch) -> None:
-    """If the final rename fails the old file is untouched and no temporary file is left."""
-    path = tmp_path / "x.toml"
-    path.write_text("old\n", encoding="utf-8")
-
-    def fail(*_: object) -> None:
-        raise OSError("disk full")
-
-    monkeypatch.setattr(write_module.os, "replace", fail)
-    with pytest.raises(OSError):
-        write_atomic(path, "new\n")
-    assert path.read_text(encoding="utf-8") == "old\n" and [p.name for p in tmp_path.iterdir()] == ["x.toml"]
-    monkeypatch.undo()
-    write_atomic(path, "new\n")
-    assert path.read_text(encoding="utf-8") == "new\n"
 
 
 def test_forced_seed_that_fails_midway_keeps_an_active_model(db_env: SeededDatabase, capsys) -> None:

@@ -353,7 +353,7 @@ async def test_example_registry_is_declarable(config) -> None:
 def test_swaig_fallback_needs_no_livekit_and_leaves_logging_alone() -> None:
     """Importing swaig_fallback (and its CLI commands) loads no livekit module and adds no log handlers."""
     code = (
-        "import sys, logging, swaig_fallback, swaig_fallback.commands;"
+        "import sys, logging, swaig_fallback, livekit_fallback.cli.swaig;"
         "print(sorted(m for m in sys.modules if m == 'livekit' or m.startswith('livekit.')),"
         " len(logging.getLogger().handlers), len(logging.getLogger('livekit_fallback').handlers))"
     )

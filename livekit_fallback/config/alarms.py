@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from ..log import logger
+from .keys import ComponentKey
 from .model import ModelChoice, Platform, Reason, Source
 from .sources.base import Failure, Found
 
-__all__ = ["Alarms", "BANNER_RULE", "FallbackEvent", "banner", "fallback_extra", "logger"]
+__all__ = ["AlarmSink", "Alarms", "BANNER_RULE", "FallbackEvent", "banner", "fallback_extra", "logger"]
 
 
 """The package logger. The package never configures logging; attach handlers in your app."""
@@ -56,14 +57,19 @@ class FallbackEvent:
     now: datetime
 
     @property
+    def key(self) -> ComponentKey:
+        """The component's key, parsed."""
+        return ComponentKey.parse(self.component)
+
+    @property
     def kind(self) -> str:
         """``theme``, ``node`` or ``model``."""
-        return "theme" if self.component == "theme" else self.component.split(".", 1)[0].rstrip("s")
+        return self.key.kind
 
     @property
     def name(self) -> str:
         """The node name or model kind (``verify``, ``llm``); the vertical for the theme."""
-        return self.vertical if self.component == "theme" else self.component.split(".", 1)[1]
+        return self.key.name or self.vertical
 
     @property
     def copy_description(self) -> str:
@@ -163,6 +169,29 @@ def _age(delta: Any) -> str:
 
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+class AlarmSink(Protocol):
+    """Where the resolver reports fallbacks; :class:`Alarms` logs them in this process.
+
+    The dedup state (which incidents are open, when the last line was logged)
+    is the sink's own, so a sink shared by every process of a machine can
+    replace :class:`Alarms` without the resolver changing.
+    """
+
+    def resolution(
+        self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]
+    ) -> None:
+        """Account for one returned resolution (banners, counted lines, recovery)."""
+        ...
+
+    def cache_problem(self, path: str, detail: str) -> None:
+        """A last-known-good file was skipped or not written."""
+        ...
+
+    def snapshot_mode(self, vertical: str, platform: Platform, copy: str) -> None:
+        """No database is configured: say so once per vertical and platform."""
+        ...
 
 
 @dataclass

@@ -6,6 +6,10 @@ database costs a full deadline per try) the breaker opens: resolutions skip
 the database and use their fallbacks at once. After ``cool_down`` seconds one
 probe read is let through (half-open); its success closes the breaker, its
 failure opens it for another cool-down.
+
+The resolver and the pipeline depend on the :class:`Breaker` protocol, not on
+:class:`CircuitBreaker`, so a breaker whose state is shared by every process
+of a machine can take its place.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol, runtime_checkable
 
-__all__ = ["BreakerState", "CircuitBreaker"]
+__all__ = ["Breaker", "BreakerState", "CircuitBreaker"]
 
 
 class BreakerState(str, Enum):
@@ -24,6 +29,51 @@ class BreakerState(str, Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@runtime_checkable
+class Breaker(Protocol):
+    """What the resolver needs of a circuit breaker; :class:`CircuitBreaker` is the in-process one."""
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state."""
+        ...
+
+    @property
+    def cool_down(self) -> float:
+        """Seconds the breaker stays open before one probe is allowed."""
+        ...
+
+    @property
+    def cooling_down(self) -> bool:
+        """Open and inside the cool-down: a degraded cached config may be served again."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """The latest database error, secrets removed."""
+        ...
+
+    def allow(self) -> bool:
+        """Whether a read may go to the database now; claims the probe when half-open."""
+        ...
+
+    def record_success(self) -> None:
+        """A read reached the database."""
+        ...
+
+    def record_failure(self, error: str, *, timed_out: bool = False) -> None:
+        """A read failed at the connection or server level."""
+        ...
+
+    def release_probe(self) -> None:
+        """A claimed probe ended without a verdict (cancelled)."""
+        ...
+
+    def describe(self) -> str:
+        """A one-line explanation used as the fallback reason while open."""
+        ...
 
 
 @dataclass

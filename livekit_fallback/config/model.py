@@ -7,9 +7,7 @@ carry no I/O and no LiveKit imports: both platforms share them.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any
@@ -17,13 +15,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import InvalidContent
+from . import keys
+from .content import as_object, node_fields
 from .criteria import CriteriaError, parse_criteria
 from .graph import END_NODE, START_NODE, graph_errors, unknown_targets
-from .keys import ComponentKind, ModelKind, Platform
+from .keys import MODEL_KINDS, ModelKind, Platform
+from .model_strings import check_model_value, model_of, provider_of, variant_of
+from .names import RESERVED_TOOL_NAMES, check_vertical, is_node_name, tool_name_problems
+from .validation import field_errors, first_error
 
 __all__ = [
+    "RESERVED_TOOL_NAMES",
     "AgentConfig",
-    "ComponentKind",
     "InvalidContent",
     "ModelChoice",
     "ModelKind",
@@ -37,16 +40,11 @@ __all__ = [
     "ThemeSections",
     "check_vertical",
     "component_keys",
-    "node_fields",
 ]
 
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 _Names = Annotated[tuple[str, ...], Field(strict=False)]
-_NODE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_TOOL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
-RESERVED_TOOL_NAMES = frozenset({"next_step", "change_context", "gather_submit"})
-"""Names SignalWire reserves for its native tools; a node may not use them."""
 
 
 class Source(str, Enum):
@@ -123,11 +121,11 @@ class Theme(BaseModel):
             InvalidContent: Neither form holds a usable prompt.
         """
         if structured is not None:
-            data = _as_object(structured, "content_structured")
+            data = as_object(structured, "content_structured")
             try:
                 sections = ThemeSections.model_validate(data)
             except ValueError as exc:
-                raise InvalidContent(f"content_structured: {_first_error(exc)}") from None
+                raise InvalidContent(f"content_structured: {first_error(exc)}") from None
             return cls(vertical=vertical, text=sections.assemble(), sections=sections)
         if isinstance(content, str) and content.strip():
             return cls(vertical=vertical, text=content.strip())
@@ -161,21 +159,16 @@ class Node(BaseModel):
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _NODE_NAME.match(value):
+        if not is_node_name(value):
             raise ValueError(f"node name {value!r} is not a lowercase identifier")
         return value
 
     @field_validator("tools")
     @classmethod
     def _check_tools(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [t for t in value if not _TOOL_NAME.match(t)]
-        if bad:
-            raise ValueError(f"tool names {bad} are not identifiers")
-        if len(set(value)) != len(value):
-            raise ValueError("tools lists a name twice")
-        reserved = [t for t in value if t in RESERVED_TOOL_NAMES]
-        if reserved:
-            raise ValueError(f"tool names {reserved} are reserved by SignalWire")
+        problems = tool_name_problems(value)
+        if problems:
+            raise ValueError(problems[0])
         return value
 
     @field_validator("step_criteria_lk")
@@ -214,36 +207,16 @@ class Node(BaseModel):
             InvalidContent: The content is not an object, a field is invalid, or a
                 ``valid_contexts`` target is not one of ``known_nodes``.
         """
-        fields = {"name": name, **node_fields(_as_object(content, "content"), platform=platform)}
+        fields = {"name": name, **node_fields(as_object(content, "content"), platform=platform)}
         try:
             node = cls.model_validate(fields)
         except ValidationError as exc:
-            raise InvalidContent(_first_error(exc), _field_errors(exc)) from None
+            raise InvalidContent(first_error(exc), field_errors(exc)) from None
         unknown = unknown_targets(node.valid_contexts, known_nodes)
         if unknown:
             message = f"valid_contexts names unknown node(s) {unknown}"
             raise InvalidContent(message, [("valid_contexts", message)])
         return node
-
-
-def node_fields(content: Mapping[str, Any], *, platform: Platform) -> dict[str, Any]:
-    """The :class:`Node` fields (all but ``name``) one platform reads from stored node content.
-
-    ``tools`` (LiveKit) and ``functions`` (SignalWire) mean the same; the
-    platform's own key wins when both are present and a null list is empty.
-    Empty criteria are ``""``; legacy ``step_criteria`` stands in for a missing
-    ``step_criteria_sw``. Keys the resolver does not read are dropped.
-    """
-    own, other = ("tools", "functions") if platform == "livekit" else ("functions", "tools")
-    tools = content.get(own, content.get(other, []))
-    return {
-        "role": content.get("role"),
-        "instructions": content.get("instructions"),
-        "valid_contexts": content.get("valid_contexts", []),
-        "tools": tools if tools is not None else [],
-        "step_criteria_lk": content.get("step_criteria_lk") or "",
-        "step_criteria_sw": content.get("step_criteria_sw") or content.get("step_criteria") or "",
-    }
 
 
 class ModelChoice(BaseModel):
@@ -277,100 +250,17 @@ class ModelChoice(BaseModel):
     @property
     def provider(self) -> str:
         """The provider or engine prefix (``deepgram``, ``openai``; ``""`` for a bare SignalWire LLM)."""
-        if self.platform == "livekit":
-            return self.value.split("/", 1)[0]
-        if self.kind == "stt":
-            return self.value.split(":", 1)[0]
-        if self.kind == "tts":
-            return self.value.split(".", 1)[0]
-        return ""
+        return provider_of(self.platform, self.kind, self.value)
 
     @property
     def model(self) -> str:
         """The model name without provider or variant (``nova-3``, ``gpt-5``)."""
-        if self.platform == "livekit":
-            rest = self.value.split("/", 1)[1]
-            return rest if self.kind == "llm" else rest.rsplit(":", 1)[0]
-        if self.kind == "stt":
-            return self.value.split(":", 1)[1]
-        if self.kind == "tts":
-            parts = self.value.split(".", 1)[1].split(":")
-            return parts[1] if len(parts) > 1 else ""
-        return self.value
+        return model_of(self.platform, self.kind, self.value)
 
     @property
     def variant(self) -> str | None:
         """LiveKit STT language or TTS voice id (after the last ``:``); ``None`` otherwise."""
-        if self.platform != "livekit" or self.kind == "llm":
-            return None
-        rest = self.value.split("/", 1)[1]
-        return rest.rsplit(":", 1)[1] if ":" in rest else None
-
-
-KNOWN_PROVIDERS: dict[tuple[Platform, ModelKind], frozenset[str]] = {
-    ("livekit", "stt"): frozenset(
-        {"deepgram", "assemblyai", "cartesia", "speechmatics", "openai", "google", "azure", "elevenlabs"}
-    ),
-    ("livekit", "llm"): frozenset(
-        {
-            "openai",
-            "google",
-            "anthropic",
-            "xai",
-            "deepseek",
-            "groq",
-            "cerebras",
-            "baseten",
-            "azure",
-            "moonshotai",
-            "qwen",
-            "mistral",
-        }
-    ),
-    ("livekit", "tts"): frozenset(
-        {"elevenlabs", "cartesia", "deepgram", "rime", "inworld", "openai", "google", "azure", "xai", "fishaudio"}
-    ),
-    ("signalwire", "stt"): frozenset({"deepgram", "gcloud", "azure", "openai", "assemblyai"}),
-    ("signalwire", "tts"): frozenset(
-        {"elevenlabs", "amazon", "polly", "gcloud", "azure", "cartesia", "rime", "deepgram", "openai"}
-    ),
-}
-"""Providers (engines) a model string may name, per platform and kind."""
-
-_SEGMENT = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
-_PATTERNS: dict[tuple[Platform, ModelKind], re.Pattern[str]] = {
-    ("livekit", "stt"): re.compile(rf"^({_SEGMENT})/({_SEGMENT})(:[A-Za-z0-9_\-]+)?$"),
-    ("livekit", "llm"): re.compile(rf"^({_SEGMENT})/([A-Za-z0-9][A-Za-z0-9_.:\-/]*)$"),
-    ("livekit", "tts"): re.compile(rf"^({_SEGMENT})/({_SEGMENT})(:[A-Za-z0-9_\-]+)?$"),
-    ("signalwire", "stt"): re.compile(rf"^([a-z0-9_]+):({_SEGMENT})$"),
-    ("signalwire", "llm"): re.compile(rf"^{_SEGMENT}$"),
-    ("signalwire", "tts"): re.compile(r"^([a-z0-9_]+)\.([A-Za-z0-9_\-]+)(:[A-Za-z0-9_.:\-]+)?$"),
-}
-_EXPECTED = {
-    ("livekit", "stt"): "provider/model[:language], e.g. deepgram/nova-3:multi",
-    ("livekit", "llm"): "provider/model, e.g. openai/gpt-5",
-    ("livekit", "tts"): "provider/model[:voice], e.g. elevenlabs/eleven_turbo_v2_5:<voice id>",
-    ("signalwire", "stt"): "engine:model, e.g. deepgram:nova-3",
-    ("signalwire", "llm"): "a model name, e.g. gpt-4.1-mini",
-    ("signalwire", "tts"): "engine.voice[:model], e.g. elevenlabs.rachel",
-}
-
-
-def check_model_value(platform: Platform, kind: ModelKind, value: str) -> None:
-    """Check a model descriptor string's format and provider.
-
-    Raises:
-        ValueError: The string does not match the platform's format for this
-            kind, or names an unknown provider.
-    """
-    pattern = _PATTERNS[(platform, kind)]
-    if not pattern.match(value):
-        raise ValueError(f"{platform} {kind} model {value!r} is not {_EXPECTED[(platform, kind)]}")
-    known = KNOWN_PROVIDERS.get((platform, kind))
-    if known is not None:
-        provider = value.split("/", 1)[0] if platform == "livekit" else re.split(r"[:.]", value, maxsplit=1)[0]
-        if provider not in known:
-            raise ValueError(f"{platform} {kind} model {value!r}: unknown provider {provider!r}")
+        return variant_of(self.platform, self.kind, self.value)
 
 
 class Models(BaseModel):
@@ -404,23 +294,9 @@ class Provenance(BaseModel):
     location: str | None = None
 
 
-_VERTICAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-
-
-def check_vertical(vertical: str) -> str:
-    """Return ``vertical`` if it is a plain name; it becomes part of snapshot and cache file names.
-
-    Raises:
-        ValueError: It is empty, too long, or holds anything but letters, digits, ``_`` and ``-``.
-    """
-    if not isinstance(vertical, str) or not _VERTICAL.match(vertical):
-        raise ValueError(f"vertical {vertical!r} is not a valid name")
-    return vertical
-
-
 def component_keys(node_names: Iterable[str]) -> list[str]:
-    """All component keys of a config: ``theme``, ``nodes.<name>``, ``models.stt|llm|tts``."""
-    return ["theme", *(f"nodes.{n}" for n in node_names), "models.stt", "models.llm", "models.tts"]
+    """The text form of one platform's component keys (see :func:`.keys.component_keys`)."""
+    return [str(key) for key in keys.component_keys(node_names)]
 
 
 class AgentConfig(BaseModel):
@@ -435,6 +311,9 @@ class AgentConfig(BaseModel):
         provenance: Component key (see :func:`component_keys`) to its provenance.
         start_node: The node each call starts in.
         resolved_at: When this config was resolved.
+        backups: Per model kind, the ordered backup choices (today the
+            snapshot's choice for the platform) and where each came from; used
+            when the active model cannot be built or fails mid-call.
     """
 
     model_config = _FROZEN
@@ -447,12 +326,13 @@ class AgentConfig(BaseModel):
     provenance: Annotated[dict[str, Provenance], Field(strict=False)]
     start_node: str = START_NODE
     resolved_at: datetime
+    backups: Annotated[dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]], Field(strict=False)] = {}
 
     @model_validator(mode="after")
     def _check_whole(self) -> AgentConfig:
         problems = graph_errors({name: node.valid_contexts for name, node in self.nodes.items()}, start=self.start_node)
         problems += [f"nodes[{k!r}] is named {n.name!r}" for k, n in self.nodes.items() if k != n.name]
-        for kind in ("stt", "llm", "tts"):
+        for kind in MODEL_KINDS:
             choice: ModelChoice = getattr(self.models, kind)
             if choice.kind != kind or choice.platform != self.platform:
                 problems.append(f"models.{kind} is a {choice.platform} {choice.kind} choice")
@@ -472,33 +352,3 @@ class AgentConfig(BaseModel):
     def is_degraded(self) -> bool:
         """True when any component came from a fallback copy."""
         return bool(self.degraded)
-
-
-def _as_object(value: Any, what: str) -> Mapping[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise InvalidContent(f"{what} is a string that is not valid JSON, expected a JSON object") from None
-    if not isinstance(value, Mapping):
-        raise InvalidContent(f"{what} is a {type(value).__name__}, expected a JSON object")
-    return value
-
-
-def _field_errors(exc: ValidationError) -> list[tuple[str, str]]:
-    return [
-        (".".join(str(p) for p in err["loc"] if not isinstance(p, int)), str(err["msg"]).removeprefix("Value error, "))
-        for err in exc.errors()
-    ]
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        parts = []
-        for err in errors()[:3]:
-            loc = ".".join(str(p) for p in err.get("loc", ()))
-            msg = str(err.get("msg", "")).removeprefix("Value error, ")
-            parts.append(f"{loc}: {msg}" if loc else msg)
-        return "; ".join(parts)
-    return str(exc)

@@ -4,23 +4,33 @@ Each component (the theme, every node, each model) is taken whole from the
 first source that yields a valid value: the database, then the last-known-good
 copy, then the snapshot. The database is skipped when the circuit breaker is
 open. Local sources always run, even after the deadline: they are the floor.
+
+The pipeline knows no table names. Where the database reads a component is
+the database source's to say: through ``location(key, platform)`` when it has
+one (:class:`~livekit_fallback.config.seams.LocatedSource`), else as it
+reported in its own latest outcomes for that component (:class:`Locations`).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from ..errors import ConfigUnavailableError
 from .alarms import FallbackEvent
-from .breaker import CircuitBreaker
-from .model import AgentConfig, Models, Platform, Provenance, Reason, Source, component_keys
+from .breaker import Breaker
+from .keys import MODEL_KINDS, ComponentKey, ModelKind, Platform, component_keys
+from .model import AgentConfig, ModelChoice, Models, Provenance, Reason, Source
+from .seams import LocatedSource
 from .sources.base import ConfigSource, Failure, FetchRequest, Found, Outcome, format_exception
-from .sources.supabase import location_of
 
-__all__ = ["ConfigUnavailableError", "Resolution", "run_pipeline"]
+__all__ = ["Backups", "ConfigUnavailableError", "Locations", "Resolution", "run_pipeline"]
+
+Backups = Mapping[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]
+"""Per model kind, the ordered backup choices and where each came from (see ``AgentConfig.backups``)."""
 
 LOCAL_RESERVE = 0.05
 """Fraction of the deadline kept for local sources after the database."""
@@ -46,6 +56,31 @@ class Resolution:
     healthy: tuple[str, ...]
 
 
+class Locations:
+    """Where a source reads each component, in the source's own words.
+
+    Args:
+        source: The source (usually the database) whose locations are wanted.
+    """
+
+    def __init__(self, source: ConfigSource) -> None:
+        self._name = source.source.value
+        self._ask = source.location if isinstance(source, LocatedSource) else None  # checked once: it is slow
+        self._seen: dict[tuple[Platform, str], str] = {}
+
+    def of(self, key: str, platform: Platform) -> str:
+        """The table(s) or file ``key`` is read from; the source's name when it never said."""
+        if self._ask is not None:
+            return self._ask(key, platform)
+        return self._seen.get((platform, key), self._name)
+
+    def learn(self, platform: Platform, outcomes: Mapping[str, Outcome]) -> None:
+        """Remember the locations the source reported in its outcomes."""
+        for key, outcome in outcomes.items():
+            if outcome.location:
+                self._seen[(platform, key)] = outcome.location
+
+
 async def run_pipeline(
     *,
     vertical: str,
@@ -53,21 +88,36 @@ async def run_pipeline(
     node_names: Sequence[str],
     database: ConfigSource | None,
     local_sources: Sequence[ConfigSource],
-    breaker: CircuitBreaker | None,
+    breaker: Breaker | None,
     deadline_seconds: float,
     snapshot_taken_at: datetime | None = None,
+    locations: Locations | None = None,
+    backups: Backups | None = None,
 ) -> Resolution:
     """Resolve every component once, in source order, within the deadline.
 
     A cached copy older than ``snapshot_taken_at`` is not used: a snapshot
     pulled after the cache was written is the newer known-good copy.
 
+    Args:
+        vertical: The business vertical.
+        platform: ``livekit`` or ``signalwire``.
+        node_names: The vertical's node names, in order.
+        database: The database source, or ``None`` in snapshot mode.
+        local_sources: The sources after the database, in order (the last one is the floor).
+        breaker: Guards the database; ``None`` for none.
+        deadline_seconds: The total time the resolution may take.
+        snapshot_taken_at: When the snapshot was taken (older cached copies are skipped).
+        locations: Where the database reads each component (kept across
+            resolutions, so a skipped database is still named by table).
+        backups: The backup model choices the config carries.
+
     Raises:
         ConfigUnavailableError: A component is in no source at all.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + deadline_seconds
-    pending = component_keys(node_names)
+    pending = [str(key) for key in component_keys(node_names)]
     found: dict[str, tuple[Found, Source]] = {}
     failures: dict[str, list[Failure]] = {}
     database_ok: bool | None = None
@@ -75,20 +125,21 @@ async def run_pipeline(
         skipped = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
         failures = {key: [skipped] for key in pending}
     elif breaker is not None and not breaker.allow():
-        failures = {
-            key: [Failure(Reason.CIRCUIT_OPEN, breaker.describe(), location_of(key, platform))] for key in pending
-        }
+        where = locations if locations is not None else Locations(database)
+        failures = {key: [Failure(Reason.CIRCUIT_OPEN, breaker.describe(), where.of(key, platform))] for key in pending}
     else:
+        where = locations if locations is not None else Locations(database)
         budget_end = deadline - LOCAL_RESERVE * deadline_seconds
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
         try:
             # The source returns by budget_end itself; the outer timeout is only a backstop.
             slack = max(0.05, 0.1 * deadline_seconds)
-            outcomes = await _fetch(database, request, timeout=max(0.0, budget_end - loop.time()) + slack)
+            outcomes = await _fetch(database, request, where, timeout=max(0.0, budget_end - loop.time()) + slack)
         except BaseException:
             if breaker is not None:
                 breaker.release_probe()
             raise
+        where.learn(platform, outcomes)
         database_ok = _absorb(outcomes, pending, database.source, found, failures)
         if breaker is not None:
             _record(breaker, database_ok, outcomes)
@@ -97,22 +148,24 @@ async def run_pipeline(
         if not pending:
             break
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), deadline, snapshot_taken_at)
-        outcomes = await _fetch(source, request, timeout=None)
+        outcomes = await _fetch(source, request, Locations(source), timeout=None)
         _absorb(outcomes, pending, source.source, found, failures)
         pending = [key for key in pending if key not in found]
     if pending:
         raise ConfigUnavailableError(vertical, platform, {k: failures.get(k, []) for k in pending})
-    return _assemble(vertical, platform, node_names, found, failures, database_ok)
+    return _assemble(vertical, platform, node_names, found, failures, database_ok, backups or {})
 
 
-async def _fetch(source: ConfigSource, request: FetchRequest, timeout: float | None) -> dict[str, Outcome]:
+async def _fetch(
+    source: ConfigSource, request: FetchRequest, where: Locations, timeout: float | None
+) -> dict[str, Outcome]:
     try:
         return await asyncio.wait_for(source.fetch(request), timeout)
     except asyncio.TimeoutError:
         reason, detail, exc = Reason.TIMEOUT, f"{source.source.value} source did not return within the deadline", None
     except Exception as exc_:  # a source must never take the caller down
         reason, detail, exc = Reason.BAD_RESPONSE, format_exception(exc_), exc_
-    return {key: Failure(reason, detail, location_of(key, request.platform), exc) for key in request.keys}
+    return {key: Failure(reason, detail, where.of(key, request.platform), exc) for key in request.keys}
 
 
 def _absorb(
@@ -135,7 +188,7 @@ def _absorb(
     return answered
 
 
-def _record(breaker: CircuitBreaker, ok: bool, outcomes: dict[str, Outcome]) -> None:
+def _record(breaker: Breaker, ok: bool, outcomes: dict[str, Outcome]) -> None:
     if ok:
         breaker.record_success()
         return
@@ -151,6 +204,7 @@ def _assemble(
     found: dict[str, tuple[Found, Source]],
     failures: dict[str, list[Failure]],
     database_ok: bool | None,
+    backups: Backups,
 ) -> Resolution:
     now = datetime.now(timezone.utc)
     provenance: dict[str, Provenance] = {}
@@ -163,15 +217,19 @@ def _assemble(
             taken_at=outcome.taken_at,
             location=outcome.location,
         )
-    value = lambda key: found[key][0].value  # noqa: E731
+
+    def value(key: ComponentKey) -> Any:
+        return found[str(key)][0].value
+
     config = AgentConfig(
         vertical=vertical,
         platform=platform,
-        theme=value("theme"),
-        nodes={name: value(f"nodes.{name}") for name in node_names},
-        models=Models(stt=value("models.stt"), llm=value("models.llm"), tts=value("models.tts")),
+        theme=value(ComponentKey.theme()),
+        nodes={name: value(ComponentKey.node(name)) for name in node_names},
+        models=Models(**{kind: value(ComponentKey.model(kind)) for kind in MODEL_KINDS}),
         provenance=provenance,
         resolved_at=now,
+        backups=dict(backups),
     )
     events = tuple(
         FallbackEvent(key, vertical, platform, failures[key][0], outcome, source, now)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .model import AgentConfig
 
-__all__ = ["ComponentStatus", "Status"]
+__all__ = ["ComponentStatus", "Status", "degraded_components"]
 
 
 @dataclass(frozen=True)
@@ -52,22 +52,51 @@ class Status:
         """True when the database is reachable and nothing is degraded."""
         return bool(self.database_reachable) and not any(self.degraded.values())
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the health endpoint's body)."""
+    def to_json(self, *, public: bool = False, unavailable: bool = False) -> dict[str, Any]:
+        """The health record: the one JSON shape every health report uses.
+
+        ``livekit-fallback status`` prints it, ``resolve --json`` carries it
+        under ``"health"``, and the SignalWire server's ``/healthz`` is meant
+        to serve it with ``public=True``::
+
+            {"status": "ok" | "degraded" | "unavailable",
+             "database": {"configured": bool, "reachable": bool | null,
+                          "since": iso8601 | null, "breaker": str,
+                          "last_error": str | null},
+             "degraded": {"<vertical>/<platform>":
+                          {"<component>": {"source": ..., "reason": ..., "detail": ...}}}}
+
+        Keys may be added, never removed or renamed (``public`` leaves out the
+        two free-text ones).
+
+        Args:
+            public: For unauthenticated endpoints: leave out ``last_error`` and
+                each component's ``detail`` (free text that may name hosts).
+            unavailable: The latest resolution produced no usable config at
+                all; ``status`` says ``unavailable`` instead of ok/degraded.
+        """
+        database: dict[str, Any] = {
+            "configured": self.database_configured,
+            "reachable": self.database_reachable,
+            "since": self.since.isoformat() if self.since else None,
+            "breaker": self.breaker,
+        }
+        if not public:
+            database["last_error"] = self.last_error
         return {
-            "status": "ok" if self.healthy else "degraded",
-            "database": {
-                "configured": self.database_configured,
-                "reachable": self.database_reachable,
-                "since": self.since.isoformat() if self.since else None,
-                "breaker": self.breaker,
-                "last_error": self.last_error,
-            },
+            "status": "unavailable" if unavailable else "ok" if self.healthy else "degraded",
+            "database": database,
             "degraded": {
-                key: {c: {"source": s.source, "reason": s.reason, "detail": s.detail} for c, s in comps.items()}
-                for key, comps in self.degraded.items()
+                key: {c: _component_json(s, public) for c, s in comps.items()} for key, comps in self.degraded.items()
             },
         }
+
+
+def _component_json(status: ComponentStatus, public: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": status.source, "reason": status.reason}
+    if not public:
+        entry["detail"] = status.detail
+    return entry
 
 
 def degraded_components(config: AgentConfig) -> dict[str, ComponentStatus]:

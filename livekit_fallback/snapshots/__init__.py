@@ -2,7 +2,7 @@
 
 Snapshots are the floor every resolution can fall back to; these tools keep
 them from drifting silently away from the database. The command line is
-``livekit-fallback snapshot ...`` (see :mod:`livekit_fallback.commands.snapshot`).
+``livekit-fallback snapshot ...`` (see :mod:`livekit_fallback.cli.snapshot`).
 """
 
 from .check import Problem, check_data, check_file

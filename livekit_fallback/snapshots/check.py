@@ -12,7 +12,6 @@ problem. Reachability problems are warnings: the agent still answers calls.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..config.graph import END_NODE, START_NODE, dead_end_nodes, unknown_targets, unreachable_nodes
+from ..config.keys import MODEL_KINDS, PLATFORMS, ComponentKey, ModelKind, Platform
 from ..config.model import InvalidContent, ModelChoice, Node, ThemeSections
 from ..config.sources.snapshot import SNAPSHOT_SCHEMA_VERSION, Snapshot
-from .content import KINDS, PLATFORMS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from ..config.tomlfile import TOMLDecodeError, load_toml
+from ..config.validation import error_message
 
 __all__ = ["Problem", "check_data", "check_file", "snapshot_files"]
 
@@ -89,11 +85,10 @@ def check_file(path: Path) -> list[Problem]:
     """Every problem of one snapshot file (TOML syntax, schema, components, graph)."""
     label = str(path)
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = load_toml(path)
     except OSError as exc:
         return [Problem(label, "(file)", f"cannot read: {exc.strerror}")]
-    except tomllib.TOMLDecodeError as exc:
+    except TOMLDecodeError as exc:
         return [Problem(label, "(file)", f"not valid TOML: {exc}")]
     return check_data(data, label, expected_vertical=path.stem)
 
@@ -131,7 +126,7 @@ def check_data(data: Mapping[str, Any], file: str, *, expected_vertical: str | N
 
 def _check_top_level(data: Mapping[str, Any], file: str, expected_vertical: str | None) -> list[Problem]:
     problems: list[Problem] = []
-    sections = {"theme": {}, "nodes": {}, "models": {}}  # checked field by field below
+    sections: dict[str, dict[str, Any]] = {"theme": {}, "nodes": {}, "models": {}}  # checked field by field below
     try:
         Snapshot.model_validate({**data, **sections})
     except ValidationError as exc:
@@ -162,7 +157,7 @@ def _check_theme(theme: Mapping[str, Any], file: str) -> list[Problem]:
     try:
         ThemeSections.model_validate(dict(theme))
     except ValidationError as exc:
-        return [Problem(file, _loc("theme", err), _msg(err)) for err in exc.errors()]
+        return [Problem(file, _loc("theme", err), error_message(err)) for err in exc.errors()]
     return []
 
 
@@ -226,7 +221,7 @@ def _check_node(name: str, content: Mapping[str, Any], names: list[str], file: s
 
 def _check_models(models: Mapping[str, Any], file: str) -> list[Problem]:
     problems = [
-        Problem(file, f"models.{p}", "unknown platform (expected livekit, signalwire)")
+        Problem(file, f"models.{p}", f"unknown platform (expected {', '.join(PLATFORMS)})")
         for p in models
         if p not in PLATFORMS
     ]
@@ -242,17 +237,17 @@ def _check_models(models: Mapping[str, Any], file: str) -> list[Problem]:
             )
             continue
         problems += [
-            Problem(file, f"models.{platform}.{k}", "unknown model kind (expected stt, llm, tts)")
+            Problem(file, f"models.{platform}.{k}", f"unknown model kind (expected {', '.join(MODEL_KINDS)})")
             for k in table
-            if k not in KINDS
+            if k not in MODEL_KINDS
         ]
-        for kind in KINDS:
+        for kind in MODEL_KINDS:
             problems += _check_model(platform, kind, table.get(kind), file)
     return problems
 
 
-def _check_model(platform: str, kind: str, entry: Any, file: str) -> list[Problem]:
-    where = f"models.{platform}.{kind}"
+def _check_model(platform: Platform, kind: ModelKind, entry: Any, file: str) -> list[Problem]:
+    where = str(ComponentKey.model(kind, platform))
     if entry is None:
         return [Problem(file, where, "missing")]
     is_custom: Any = False
@@ -276,16 +271,12 @@ def _check_model(platform: str, kind: str, entry: Any, file: str) -> list[Proble
     if not isinstance(value, str):
         return [Problem(file, where, f"must be a model string, is a {type(value).__name__}")]
     try:
-        ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom)  # type: ignore[arg-type]
+        ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom)
     except ValidationError as exc:
-        return [Problem(file, where, _msg(err)) for err in exc.errors()]
+        return [Problem(file, where, error_message(err)) for err in exc.errors()]
     return []
 
 
 def _loc(prefix: str, err: Mapping[str, Any]) -> str:
     parts = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
     return ".".join([prefix, *parts])
-
-
-def _msg(err: Mapping[str, Any]) -> str:
-    return str(err.get("msg", "")).removeprefix("Value error, ")

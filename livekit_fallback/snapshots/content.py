@@ -14,8 +14,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from ..config.content import node_fields
 from ..config.graph import DEFAULT_NODE_NAMES, END_NODE
-from ..config.model import ModelKind, Platform, node_fields
+from ..config.keys import MODEL_KINDS, PLATFORMS
 
 __all__ = [
     "KINDS",
@@ -26,13 +27,13 @@ __all__ = [
     "canonical_model",
     "canonical_node",
     "canonical_theme",
-    "component_keys",
     "decode_object",
     "node_order",
 ]
 
-PLATFORMS: tuple[Platform, ...] = ("livekit", "signalwire")
-KINDS: tuple[ModelKind, ...] = ("stt", "llm", "tts")
+KINDS = MODEL_KINDS
+"""The model kinds (:data:`~livekit_fallback.config.keys.MODEL_KINDS`), under the name the snapshot commands use."""
+
 THEME_KEYS = ("identity", "output_rules", "conversational_flow", "tools", "guardrails")
 """The structured theme's sections, in assembly (and file) order."""
 
@@ -76,7 +77,7 @@ def canonical_theme(*, structured: Any = None, content: Any = None) -> dict[str,
 def canonical_node(content: Mapping[str, Any]) -> dict[str, Any]:
     """A node's content as the resolver reads it on both platforms.
 
-    The fields are :func:`~livekit_fallback.config.model.node_fields`, the
+    The fields are :func:`~livekit_fallback.config.content.node_fields`, the
     resolver's own reading; ``functions`` is kept only when the two platforms
     would see different tools, and ``role`` / ``instructions`` only when present.
     """
@@ -91,14 +92,6 @@ def canonical_node(content: Mapping[str, Any]) -> dict[str, Any]:
 def canonical_model(value: Any, is_custom: Any = False) -> dict[str, Any]:
     """A model choice as ``{"value": ..., "is_custom": bool}``."""
     return {"value": value, "is_custom": bool(is_custom)}
-
-
-def component_keys(node_names: Iterable[str]) -> list[str]:
-    """Every component key across both platforms, in display order.
-
-    Keys are ``theme``, ``nodes.<name>`` and ``models.<platform>.<kind>``.
-    """
-    return ["theme", *(f"nodes.{n}" for n in node_names), *(f"models.{p}.{k}" for p in PLATFORMS for k in KINDS)]
 
 
 def node_order(names: Iterable[str], preferred: Sequence[str] = ()) -> list[str]:

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..config.keys import MODEL_KINDS, PLATFORMS, ComponentKey, component_keys
 from ..config.sources.snapshot import Snapshot
-from .content import KINDS, PLATFORMS, canonical_model, canonical_node, canonical_theme, component_keys, node_order
+from .content import canonical_model, canonical_node, canonical_theme, node_order
 from .read import DatabaseConfig
 from .write import render_component
 
@@ -55,10 +56,10 @@ def snapshot_components(snapshot: Snapshot) -> dict[str, Any]:
     values: dict[str, Any] = {
         "theme": canonical_theme(content=theme["content"]) if "content" in theme else canonical_theme(structured=theme)
     }
-    values.update({f"nodes.{name}": canonical_node(content) for name, content in snapshot.nodes.items()})
+    values.update({str(ComponentKey.node(name)): canonical_node(c) for name, c in snapshot.nodes.items()})
     for platform in PLATFORMS:
-        for kind in KINDS:
-            values[f"models.{platform}.{kind}"] = (
+        for kind in MODEL_KINDS:
+            values[str(ComponentKey.model(kind, platform))] = (
                 canonical_model(*snapshot.model_value(platform, kind)) if platform in snapshot.models else None
             )
     return values
@@ -68,7 +69,7 @@ def diff_configs(snapshot: Snapshot, database: DatabaseConfig) -> tuple[list[Com
     """The differing components, in display order, and how many components were compared."""
     ours = snapshot_components(snapshot)
     names = node_order({*snapshot.nodes, *database.nodes, *_problem_nodes(database)}, snapshot.node_names)
-    keys = component_keys(names)
+    keys = [str(key) for key in component_keys(names, PLATFORMS)]
     diffs = []
     for key in keys:
         mine, theirs = ours.get(key), database.value(key)
@@ -95,7 +96,7 @@ def _describe(diff: ComponentDiff) -> list[str]:
     head = f"~ {diff.key}: {diff.change}"
     if diff.database_problem:
         head += f" (database: {diff.database_problem})"
-    if diff.key.startswith("models."):
+    if ComponentKey.parse(diff.key).kind == "model":
         return [f"{head}: snapshot {_model_text(diff.snapshot)} -> database {_model_text(diff.database)}"]
     before = _lines(diff.key, diff.snapshot)
     after = _lines(diff.key, diff.database)
@@ -117,4 +118,4 @@ def _model_text(entry: Mapping[str, Any] | None) -> str:
 
 
 def _problem_nodes(database: DatabaseConfig) -> list[str]:
-    return [key.split(".", 1)[1] for key in database.problems if key.startswith("nodes.")]
+    return [c.name for c in map(ComponentKey.parse, database.problems) if c.kind == "node"]

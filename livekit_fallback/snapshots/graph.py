@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config.graph import END_NODE, START_NODE, dead_end_nodes, unreachable_nodes
+from ..config.keys import ComponentKey
 from ..config.model import AgentConfig, Platform, Source
 from ..config.sources.snapshot import Snapshot
 from .content import canonical_node
@@ -75,9 +76,9 @@ class FlowGraph:
         """The flow of a resolved config, marking nodes served from a fallback."""
         nodes = {name: (list(n.valid_contexts), list(n.tools)) for name, n in config.nodes.items()}
         fallback = {
-            key.split(".", 1)[1]: prov.source.value
-            for key, prov in config.provenance.items()
-            if key.startswith("nodes.") and prov.source is not Source.DATABASE
+            component.name: prov.source.value
+            for component, prov in ((ComponentKey.parse(k), p) for k, p in config.provenance.items())
+            if component.kind == "node" and prov.source is not Source.DATABASE
         }
         title = f"{config.vertical} ({config.platform}) resolved live at {config.resolved_at.isoformat()}"
         return cls(title, nodes, fallback)

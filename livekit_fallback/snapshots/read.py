@@ -2,8 +2,9 @@
 
 The same tables and view the resolver reads (``theme_prompts``,
 ``active_node_prompts`` over ``prompts`` / ``prompt_versions``, and the six
-model catalogues), through the real async supabase client with its retries
-off, an :class:`httpx.Timeout`, and one overall deadline. Unlike the resolver
+model catalogues), through the resolver's own row reader
+(:mod:`livekit_fallback.config.sources.rows`) and supabase client, with one
+overall deadline. Unlike the resolver
 this reader does not fall back: a connection or server failure raises
 :class:`DatabaseReadError`, and row-level problems (no active row, two active
 rows, a value that is not a string) are listed per component.
@@ -11,7 +12,6 @@ rows, a value that is not a string) are listed per component.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,12 +21,24 @@ from urllib.parse import urlsplit
 
 from supabase import AsyncClient
 
+from ..config.keys import ComponentKey, ModelKind, Platform
+from ..config.model import Reason
+from ..config.sources import rows as _rows
 from ..config.sources.base import format_exception
-from ..config.sources.supabase import MODEL_TABLES, NODE_VIEW, THEME_TABLE, BadResponse, build_client, check_rows
+from ..config.sources.rows import MODEL_TABLES, Answer, Request, RowProblem, check_rows
+from ..config.sources.supabase import BadResponse, build_client
 from ..errors import DatabaseReadError
-from .content import KINDS, PLATFORMS, canonical_model, canonical_node, canonical_theme, decode_object
+from .content import canonical_model, canonical_node, canonical_theme, decode_object
 
-__all__ = ["DEFAULT_TIMEOUT", "DatabaseConfig", "DatabaseReadError", "database_label", "open_client", "read_active"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "DatabaseConfig",
+    "DatabaseReadError",
+    "database_label",
+    "open_client",
+    "read_active",
+    "run_query",
+]
 
 DEFAULT_TIMEOUT = 10.0
 """Seconds a whole read (or seed) may take."""
@@ -50,19 +62,21 @@ class DatabaseConfig:
     vertical: str
     theme: dict[str, Any] | None = None
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    models: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    models: dict[tuple[Platform, ModelKind], dict[str, Any]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     prompt_ids: dict[str, list[str]] = field(default_factory=dict)
     read_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def value(self, key: str) -> Any:
         """The canonical value of a component key, or ``None`` when the database has none."""
-        if key == "theme":
+        component = ComponentKey.parse(key)
+        if component.kind == "theme":
             return self.theme
-        if key.startswith("nodes."):
-            return self.nodes.get(key.split(".", 1)[1])
-        _, platform, kind = key.split(".")
-        return self.models.get((platform, kind))
+        if component.kind == "node":
+            return self.nodes.get(component.name)
+        if component.platform is None:
+            raise ValueError(f"{key} does not name a platform")
+        return self.models.get((component.platform, component.model_kind))
 
 
 def database_label(url: str) -> str:
@@ -114,108 +128,79 @@ async def read_active(
     if client is None:
         async with open_client(url, key, timeout=timeout) as own:
             return await read_active(url, key, vertical, timeout=timeout, client=own)
-    queries = {
-        "theme": (
-            client.table(THEME_TABLE)
-            .select("vertical,content,content_structured")
-            .eq("vertical", vertical)
-            .eq("is_active", True)
-            .limit(2),
-            THEME_TABLE,
-        ),
-        "nodes": (
-            client.table(NODE_VIEW)
-            .select("prompt_id,node_name,version_number,content")
-            .eq("vertical", vertical)
-            .order("node_name")
-            .order("version_number", desc=True),
-            NODE_VIEW,
-        ),
+    requests: dict[str, Request] = {
+        "theme": _rows.theme_request(client, vertical),
+        "nodes": _rows.nodes_request(client, vertical),
     }
-    for (platform, kind), (table, column) in MODEL_TABLES.items():
-        columns = f"{column},is_custom" if table == "livekit_available_voices" else column
-        queries[f"models.{platform}.{kind}"] = (
-            client.table(table).select(columns).eq("is_active", True).limit(2),
-            table,
-        )
-    rows = await _gather({name: run_query(b, location, key) for name, (b, location) in queries.items()}, timeout, url)
+    for platform, kind in MODEL_TABLES:
+        requests[str(ComponentKey.model(kind, platform))] = _rows.model_request(client, platform, kind)
+    answers = await _rows.run_requests(requests, timeout)
+    rows = _checked(requests, answers, key, timeout, url)
     config = DatabaseConfig(vertical=vertical)
     _take_theme(config, rows["theme"])
-    _take_nodes(config, rows["nodes"])
-    for platform in PLATFORMS:
-        for kind in KINDS:
-            _take_model(config, platform, kind, rows[f"models.{platform}.{kind}"])
+    try:
+        _take_nodes(config, _rows.nodes_by_name(rows["nodes"]))
+    except BadResponse as exc:
+        raise DatabaseReadError(str(exc)) from None
+    for platform, kind in MODEL_TABLES:
+        _take_model(config, platform, kind, rows[str(ComponentKey.model(kind, platform))])
     return config
 
 
-async def _gather(coros: dict[str, Any], timeout: float, url: str) -> dict[str, list[Mapping[str, Any]]]:
-    """Run every query at once, all within ``timeout``; then raise the first failure, if any.
-
-    Siblings of a failed request are left to finish (they are quick) rather than
-    cut off mid-response; only the deadline cancels requests.
-    """
-    tasks = {name: asyncio.ensure_future(coro) for name, coro in coros.items()}
-    done, pending = await asyncio.wait(tasks.values(), timeout=timeout)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*tasks.values(), return_exceptions=True)
-    failed = next((t.exception() for t in tasks.values() if t in done and t.exception() is not None), None)
-    if failed is not None:
-        raise failed
-    if pending:
+def _checked(
+    requests: Mapping[str, Request], answers: Mapping[str, Answer], key: str, timeout: float, url: str
+) -> dict[str, list[Mapping[str, Any]]]:
+    """Every answer's rows; the first failed request (in request order) raises, then a timeout does."""
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for name, answer in answers.items():
+        location = requests[name].location
+        if answer.error is not None:
+            detail = format_exception(answer.error, [key])
+            raise DatabaseReadError(f"request to {location} failed: {detail}") from answer.error
+        if not answer.timed_out:
+            try:
+                rows[name] = check_rows(getattr(answer.response, "data", None), location, [key])
+            except BadResponse as exc:
+                raise DatabaseReadError(str(exc)) from None
+    if len(rows) < len(answers):
         raise DatabaseReadError(f"no complete answer from {database_label(url)} within {timeout:g} s")
-    return {name: task.result() for name, task in tasks.items()}
+    return rows
 
 
 def _take_theme(config: DatabaseConfig, rows: list[Mapping[str, Any]]) -> None:
-    where = f"vertical='{config.vertical}', is_active=true"
-    if len(rows) != 1:
-        config.problems["theme"] = _count_problem(len(rows), THEME_TABLE, where)
+    row = _rows.theme_row(rows, config.vertical)
+    if isinstance(row, RowProblem):
+        config.problems["theme"] = row.message
         return
-    theme = canonical_theme(structured=rows[0].get("content_structured"), content=rows[0].get("content"))
+    theme = canonical_theme(structured=row.get("content_structured"), content=row.get("content"))
     if theme is None:
-        config.problems["theme"] = f"the {THEME_TABLE} row has neither content_structured nor content"
+        config.problems["theme"] = f"the {_rows.THEME_TABLE} row has neither content_structured nor content"
         return
     config.theme = theme
 
 
-def _take_nodes(config: DatabaseConfig, rows: list[Mapping[str, Any]]) -> None:
-    by_name: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows:
-        if not isinstance(row.get("node_name"), str):
-            raise DatabaseReadError(f"{NODE_VIEW} answered with a row without node_name")
-        by_name.setdefault(row["node_name"], []).append(row)
+def _take_nodes(config: DatabaseConfig, by_name: Mapping[str, list[Mapping[str, Any]]]) -> None:
     for name, found in by_name.items():
+        key = str(ComponentKey.node(name))
         config.prompt_ids[name] = [str(row.get("prompt_id")) for row in found]
-        if len(found) > 1:
-            config.problems[f"nodes.{name}"] = (
-                f"{len(found)} active prompts for node_name='{name}', vertical='{config.vertical}'; expected one"
-            )
+        row = _rows.node_row(found, name, config.vertical)
+        if isinstance(row, RowProblem):
+            config.problems[key] = row.message
             continue
-        content = decode_object(found[0].get("content"))
+        content = decode_object(row.get("content"))
         if not isinstance(content, Mapping):
-            config.problems[f"nodes.{name}"] = (
-                f"active version {found[0].get('version_number')} has content of type "
+            config.problems[key] = (
+                f"active version {row.get('version_number')} has content of type "
                 f"{type(content).__name__}, expected a JSON object"
             )
             continue
         config.nodes[name] = canonical_node(content)
 
 
-def _take_model(config: DatabaseConfig, platform: str, kind: str, rows: list[Mapping[str, Any]]) -> None:
-    table, column = MODEL_TABLES[(platform, kind)]  # type: ignore[index]
-    key = f"models.{platform}.{kind}"
-    if len(rows) != 1:
-        config.problems[key] = _count_problem(len(rows), table, "is_active=true") + " (model tables are global)"
+def _take_model(config: DatabaseConfig, platform: Platform, kind: ModelKind, rows: list[Mapping[str, Any]]) -> None:
+    found = _rows.model_value(rows, platform, kind)
+    if isinstance(found, RowProblem):
+        suffix = "" if found.reason is Reason.BAD_RESPONSE else " (model tables are global)"
+        config.problems[str(ComponentKey.model(kind, platform))] = found.message + suffix
         return
-    value = rows[0].get(column)
-    if not isinstance(value, str):
-        config.problems[key] = f"the active {table} row has no string {column}"
-        return
-    config.models[(platform, kind)] = canonical_model(value, rows[0].get("is_custom") or False)
-
-
-def _count_problem(count: int, table: str, where: str) -> str:
-    if count == 0:
-        return f"no row in {table} with {where}"
-    return f"{count} rows in {table} with {where}; expected exactly one"
+    config.models[(platform, kind)] = canonical_model(*found)

@@ -17,9 +17,11 @@ from typing import Any
 
 from supabase import AsyncClient
 
+from ..config.keys import PLATFORMS, ComponentKey, ModelKind, Platform, component_keys
 from ..config.model import ModelChoice, ThemeSections
+from ..config.model_strings import voice_of
 from ..config.sources.supabase import MODEL_TABLES, THEME_TABLE
-from .content import component_keys, node_order
+from .content import node_order
 from .read import DatabaseConfig, run_query
 
 __all__ = ["SEED_AUTHOR", "SeedStep", "apply_plan", "plan_seed"]
@@ -47,9 +49,11 @@ class SeedStep:
 
 def plan_seed(snapshot_values: Mapping[str, Any], database: DatabaseConfig) -> list[SeedStep]:
     """Decide, per component of the snapshot, whether seeding creates, skips or conflicts."""
-    names = node_order([k.split(".", 1)[1] for k in snapshot_values if k.startswith("nodes.")])
+    names = node_order(
+        [component.name for component in map(ComponentKey.parse, snapshot_values) if component.kind == "node"]
+    )
     steps = []
-    for key in component_keys(names):
+    for key in map(str, component_keys(names, PLATFORMS)):
         value, current = snapshot_values[key], database.value(key)
         if current == value:
             steps.append(SeedStep(key, "same", value))
@@ -79,13 +83,14 @@ async def apply_plan(
     for step in steps:
         if step.action == "same":
             continue
-        if step.key == "theme":
+        component = ComponentKey.parse(step.key)
+        if component.kind == "theme":
             await writer.theme(step.value)
-        elif step.key.startswith("nodes."):
-            await writer.node(step.key.split(".", 1)[1], step.value)
+        elif component.kind == "node":
+            await writer.node(component.name, step.value)
         else:
-            _, platform, kind = step.key.split(".")
-            await writer.model(platform, kind, step.value)
+            assert component.platform is not None  # seed plans name both platforms' models
+            await writer.model(component.platform, component.model_kind, step.value)
 
 
 def _occupied(key: str, database: DatabaseConfig) -> bool:
@@ -186,14 +191,14 @@ class _Writer:
         (row,) = await self._run(self.client.table("prompts").insert(prompt), "prompts")
         return str(row["id"])
 
-    async def model(self, platform: str, kind: str, entry: Mapping[str, Any]) -> None:
+    async def model(self, platform: Platform, kind: ModelKind, entry: Mapping[str, Any]) -> None:
         """Make ``entry`` the table's one active row without ever leaving it with none.
 
         The new catalogue row is written (inactive) first; only then is the old
         active row switched off and the new one on. If switching the new one on
         fails, the old row is switched back on.
         """
-        table, column = MODEL_TABLES[(platform, kind)]  # type: ignore[index]
+        table, column = MODEL_TABLES[(platform, kind)]
         value = entry["value"]
         flags: dict[str, Any] = {}
         if table == "livekit_available_voices":
@@ -219,14 +224,14 @@ class _Writer:
             raise
 
 
-def _catalogue_row(platform: str, kind: str, table: str, column: str, value: str) -> dict[str, Any]:
+def _catalogue_row(platform: Platform, kind: ModelKind, table: str, column: str, value: str) -> dict[str, Any]:
     """The descriptive columns of a new catalogue row, derived from the full model string."""
-    choice = ModelChoice(kind=kind, platform=platform, value=value)  # type: ignore[arg-type]
+    choice = ModelChoice(kind=kind, platform=platform, value=value)
     row: dict[str, Any] = {column: value, "provider": choice.provider or None}
     if table == "livekit_available_voices":
-        row.update(voice_name=choice.variant or choice.model, voice_id=choice.variant or "", model=choice.model)
+        row.update(voice_name=voice_of(platform, kind, value), voice_id=choice.variant or "", model=choice.model)
     elif table == "signalwire_available_voices":
-        row["voice_name"] = value.split(".", 1)[1].split(":", 1)[0]
+        row["voice_name"] = voice_of(platform, kind, value)
     else:
         row["model_name"] = choice.model
     return row

@@ -6,27 +6,21 @@ written as TOML multi-line strings wrapped at :data:`WIDTH` columns with line
 continuations (a line ending in ``\\`` joins the next one without a newline),
 so a one-word edit in the database shows up as a one- or two-line change in
 review. Rendering the same data twice gives the same bytes, and every render
-is parsed back with :mod:`tomllib` and compared before it is returned.
+is parsed back as TOML and compared before it is returned. Files are replaced
+with :func:`~livekit_fallback.config.atomic.write_atomic`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import sys
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
-from .content import KINDS, NODE_KEYS, PROSE_KEYS, THEME_KEYS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from ..config.atomic import write_atomic
+from ..config.keys import MODEL_KINDS, ComponentKey
+from ..config.tomlfile import loads_toml
+from .content import NODE_KEYS, PROSE_KEYS, THEME_KEYS
 
 __all__ = ["WIDTH", "format_timestamp", "render_component", "render_snapshot", "snapshot_document", "write_atomic"]
 
@@ -52,7 +46,7 @@ def snapshot_document(
     nodes: Mapping[str, Mapping[str, Any]],
     models: Mapping[str, Mapping[str, Mapping[str, Any]]],
 ) -> dict[str, Any]:
-    """The TOML document of a snapshot, as :mod:`tomllib` will read it back.
+    """The TOML document of a snapshot, as a TOML parser will read it back.
 
     Args:
         vertical: The business vertical.
@@ -62,7 +56,7 @@ def snapshot_document(
         nodes: Node name to canonical node content, in file order.
         models: Platform to kind to ``{"value", "is_custom"}``.
     """
-    platforms = {platform: {kind: _model_entry(models[platform][kind]) for kind in KINDS} for platform in models}
+    platforms = {platform: {kind: _model_entry(models[platform][kind]) for kind in MODEL_KINDS} for platform in models}
     return {
         "schema_version": 1,
         "vertical": vertical,
@@ -87,14 +81,14 @@ def render_snapshot(document: Mapping[str, Any]) -> str:
         "# Offline fallback config shared by LiveKit and SignalWire; refresh it with `livekit-fallback snapshot pull`.",
     ]
     lines += [f"{key} = {_value(document[key])}" for key in ("schema_version", "vertical", "taken_at", "source")]
-    lines += ["", render_component("theme", document["theme"])]
+    lines += ["", render_component(str(ComponentKey.theme()), document["theme"])]
     for name, node in document["nodes"].items():
-        lines += ["", render_component(f"nodes.{name}", node)]
+        lines += ["", render_component(str(ComponentKey.node(name)), node)]
     for platform, models in document["models"].items():
         lines += ["", f"[models.{_key(platform)}]"]
         lines += [f"{kind} = {_value(entry)}" for kind, entry in models.items()]
     text = "\n".join(lines) + "\n"
-    if tomllib.loads(text) != document:
+    if loads_toml(text) != document:
         raise ValueError("rendered snapshot does not parse back to the same data")
     return text
 
@@ -108,42 +102,15 @@ def render_component(key: str, value: Any, *, strict: bool = True) -> str:
         strict: Refuse values TOML cannot hold; when false they are shown
             as JSON-like text (for diffs of invalid database rows).
     """
-    if key.startswith("models."):
-        return f"{key.rsplit('.', 1)[1]} = {_value(_model_entry(value), strict)}"
+    component = ComponentKey.parse(key)
+    if component.kind == "model":
+        return f"{component.model_kind} = {_value(_model_entry(value), strict)}"
     if not isinstance(value, Mapping):
         return f"[{key}]\n# not a table: {value!r}"
-    order = THEME_KEYS + ("content",) if key == "theme" else NODE_KEYS
+    order = THEME_KEYS + ("content",) if component.kind == "theme" else NODE_KEYS
     keys = [k for k in order if k in value] + sorted(k for k in value if k not in order)
-    head = "[theme]" if key == "theme" else f"[nodes.{_key(key.split('.', 1)[1])}]"
+    head = "[theme]" if component.kind == "theme" else f"[nodes.{_key(component.name)}]"
     return "\n".join([head, *(f"{_key(k)} = {_field(k, value[k], strict)}" for k in keys)])
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically: temp file, fsync, rename, fsync directory.
-
-    A reader sees the old file or the new one, never a partial write; on any
-    error the old file is left untouched and the temp file removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _model_entry(entry: Any) -> Any:

@@ -11,10 +11,8 @@ newer-schema file is reported and skipped, never fatal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +21,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from ...errors import CacheFileError
-from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme, check_vertical
+from ..atomic import write_atomic
+from ..keys import ComponentKey
+from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme
+from ..names import check_vertical
 from .base import Failure, FetchRequest, Found, Outcome
 
 __all__ = ["CACHE_SCHEMA_VERSION", "LastKnownGoodCache", "default_cache_dir"]
 
 CACHE_SCHEMA_VERSION = 1
 """Cache file format written by this version; newer files are skipped."""
+
+_FILE_MODE = 0o600
+"""Cache files are readable by their owner only."""
 
 REWRITE_AFTER = 60.0
 """Seconds after which an unchanged copy is rewritten to refresh its read time."""
@@ -139,8 +143,9 @@ class LastKnownGoodCache:
                 f"last-known-good file {path} has schema_version {version!r}; this package reads up to "
                 f"{CACHE_SCHEMA_VERSION} (written by a newer livekit-fallback), skipped"
             )
-        self._parsed[str(path)] = (signature, data["components"])
-        return data["components"]
+        components: dict[str, Any] = data["components"]
+        self._parsed[str(path)] = (signature, components)
+        return components
 
     async def store(self, config: AgentConfig) -> bool:
         """Merge the config's database-sourced components into its cache file.
@@ -176,52 +181,31 @@ class LastKnownGoodCache:
                 "written_at": datetime.now(timezone.utc).isoformat(),
                 "components": components,
             }
-            await asyncio.to_thread(_atomic_write, path, json.dumps(document, indent=1, sort_keys=True))
+            text = json.dumps(document, indent=1, sort_keys=True)
+            await asyncio.to_thread(write_atomic, path, text, mode=_FILE_MODE)
             self._written[str(path)] = (digest, loop.time())
             return True
 
 
 def _dump(config: AgentConfig, key: str) -> Any:
-    if key == "theme":
+    component = ComponentKey.parse(key)
+    if component.kind == "theme":
         return config.theme.model_dump(mode="json")
-    if key.startswith("nodes."):
-        return config.nodes[key.split(".", 1)[1]].model_dump(mode="json")
-    return getattr(config.models, key.split(".", 1)[1]).model_dump(mode="json")
+    if component.kind == "node":
+        return config.nodes[component.name].model_dump(mode="json")
+    return getattr(config.models, component.model_kind).model_dump(mode="json")
 
 
 def _component(key: str, value: Any, request: FetchRequest) -> Theme | Node | ModelChoice:
-    if key == "theme":
+    component = ComponentKey.parse(key)
+    if component.kind == "theme":
         theme = Theme.model_validate(value)
         if theme.vertical != request.vertical:
             raise InvalidContent(f"theme is for vertical {theme.vertical!r}")
         return theme
-    if key.startswith("nodes."):
-        name = key.split(".", 1)[1]
-        return Node.from_content(name, value, platform=request.platform, known_nodes=request.node_names)
+    if component.kind == "node":
+        return Node.from_content(component.name, value, platform=request.platform, known_nodes=request.node_names)
     choice = ModelChoice.model_validate(value)
-    if (choice.platform, f"models.{choice.kind}") != (request.platform, key):
+    if (choice.platform, choice.kind) != (request.platform, component.model_kind):
         raise InvalidContent(f"{key} holds a {choice.platform} {choice.kind} model")
     return choice
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

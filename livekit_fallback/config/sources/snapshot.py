@@ -9,7 +9,6 @@ their own directory first in the search path.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
@@ -20,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import SnapshotError
 from ..graph import DEFAULT_NODE_NAMES
-from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme, check_vertical
+from ..keys import ComponentKey, ModelKind
+from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme
+from ..names import check_vertical
+from ..tomlfile import TOMLDecodeError, load_toml
+from ..validation import first_message
 from .base import Failure, FetchRequest, Found, Outcome
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 __all__ = [
     "SNAPSHOT_SCHEMA_VERSION",
@@ -81,7 +79,7 @@ class Snapshot(BaseModel):
         """Node names in file order."""
         return tuple(self.nodes)
 
-    def model_value(self, platform: Platform, kind: str) -> tuple[str, bool]:
+    def model_value(self, platform: Platform, kind: ModelKind) -> tuple[str, bool]:
         """The model string (and custom-voice flag) for a platform and kind."""
         entry = getattr(self.models[platform], kind)
         if isinstance(entry, str):
@@ -94,22 +92,23 @@ class Snapshot(BaseModel):
         Raises:
             InvalidContent: The component in the file is not valid.
         """
-        if key == "theme":
+        component = ComponentKey.parse(key)
+        if component.kind == "theme":
             structured = self.theme if "content" not in self.theme else None
             return Theme.from_content(self.vertical, structured=structured, content=self.theme.get("content"))
-        if key.startswith("nodes."):
-            name = key.split(".", 1)[1]
+        if component.kind == "node":
+            name = component.name
             if name not in self.nodes:
                 raise InvalidContent(f"snapshot has no node {name!r}")
             return Node.from_content(name, self.nodes[name], platform=platform, known_nodes=self.node_names)
-        kind = key.split(".", 1)[1]
+        kind = component.model_kind
         if platform not in self.models:
             raise InvalidContent(f"snapshot has no models for platform {platform!r}")
         value, is_custom = self.model_value(platform, kind)
         try:
-            return ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom)  # type: ignore[arg-type]
+            return ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom)
         except ValidationError as exc:
-            raise InvalidContent(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+            raise InvalidContent(first_message(exc)) from None
 
 
 def default_snapshot_dir() -> Path:
@@ -157,11 +156,10 @@ def load_snapshot(path: Path | str) -> Snapshot:
 @lru_cache(maxsize=64)
 def _load_cached(path: str, _mtime: int) -> Snapshot:
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = load_toml(path)
     except OSError as exc:
         raise SnapshotError(f"cannot read snapshot {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except TOMLDecodeError as exc:
         raise SnapshotError(f"snapshot {path} is not valid TOML: {exc}") from None
     version = data.get("schema_version")
     if isinstance(version, int) and version > SNAPSHOT_SCHEMA_VERSION:

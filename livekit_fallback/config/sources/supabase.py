@@ -6,7 +6,9 @@ platform's three active models. The client's own retries are off (they would
 sleep for seconds) and its timeout is an :class:`httpx.Timeout` (float timeouts
 are truncated to whole seconds by postgrest-py). Every response is checked for
 shape and row count before any value is used, because supabase-py returns a
-non-JSON body or a JSON object without raising.
+non-JSON body or a JSON object without raising. The requests and the
+one-active-row rule are :mod:`.rows`, shared with the snapshot commands; this
+module turns what they find into per-component outcomes and reason classes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import functools
 import ssl
 import warnings
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,12 +27,17 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
 from ...errors import BadResponse
-from ..model import InvalidContent, ModelChoice, ModelKind, Node, Platform, Reason, Source, Theme
-from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact, redact_exception
+from ..keys import ComponentKey, ModelKind, Platform
+from ..model import InvalidContent, ModelChoice, Node, Reason, Source, Theme
+from ..validation import first_message
+from . import rows as _rows
+from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact_exception
+from .rows import MODEL_TABLES, NODE_TABLES, NODE_VIEW, THEME_TABLE, Request, RowProblem, check_rows
 
 __all__ = [
     "MODEL_TABLES",
     "NODE_TABLES",
+    "NODE_VIEW",
     "THEME_TABLE",
     "BadResponse",
     "SupabaseSource",
@@ -38,20 +45,6 @@ __all__ = [
     "check_rows",
     "location_of",
 ]
-
-THEME_TABLE = "theme_prompts"
-NODE_VIEW = "active_node_prompts"
-NODE_TABLES = "prompts, prompt_versions"
-
-MODEL_TABLES: dict[tuple[Platform, ModelKind], tuple[str, str]] = {
-    ("livekit", "stt"): ("livekit_available_stt_models", "model_id_full"),
-    ("livekit", "llm"): ("livekit_available_llm_models", "model_id_full"),
-    ("livekit", "tts"): ("livekit_available_voices", "voice_id_full"),
-    ("signalwire", "stt"): ("signalwire_available_stt_models", "model_id_full"),
-    ("signalwire", "llm"): ("signalwire_available_llm_models", "model_id_full"),
-    ("signalwire", "tts"): ("signalwire_available_voices", "voice_id_full"),
-}
-"""Table and value column of each platform's active-model catalogue."""
 
 
 class SupabaseSource:
@@ -66,17 +59,28 @@ class SupabaseSource:
         timeout: Per-request HTTP timeout; the resolver's deadline usually cuts
             requests shorter.
         schema: The PostgreSQL schema holding the tables.
+        transport: The HTTP transport to send requests through; ``None`` for
+            the network. Tests pass an :class:`httpx.MockTransport`.
     """
 
     source = Source.DATABASE
 
-    def __init__(self, url: str, key: str, *, timeout: float = 5.0, schema: str = "public") -> None:
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        *,
+        timeout: float = 5.0,
+        schema: str = "public",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         if not url or not key:
             raise ValueError("SupabaseSource needs both a URL and a key")
         self._url = url
         self._key = key
         self._timeout = timeout
         self._schema = schema
+        self._transport = transport
         self._client: AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
         self._client_lock = asyncio.Lock()
@@ -85,6 +89,10 @@ class SupabaseSource:
     def url(self) -> str:
         """The project URL (never includes the key)."""
         return self._url
+
+    def location(self, key: str, platform: Platform) -> str:
+        """The table(s) a component key is read from, for banners and provenance."""
+        return location_of(key, platform)
 
     async def _ensure_client(self) -> AsyncClient:
         """Build the client once, in a thread: loading the CA bundle takes tens of milliseconds."""
@@ -97,7 +105,9 @@ class SupabaseSource:
 
     def _get_client(self) -> AsyncClient:
         if self._client is None:
-            self._client, self._http = build_client(self._url, self._key, timeout=self._timeout, schema=self._schema)
+            self._client, self._http = build_client(
+                self._url, self._key, timeout=self._timeout, schema=self._schema, transport=self._transport
+            )
         return self._client
 
     async def aclose(self) -> None:
@@ -107,78 +117,49 @@ class SupabaseSource:
         self._client = None
         self._http = None
 
-    def queries(self, request: FetchRequest) -> dict[str, Callable[[], Awaitable[Any]]]:
-        """The request each group of components needs, as zero-argument coroutine factories.
+    def queries(self, request: FetchRequest) -> dict[str, Request]:
+        """The request each group of components needs.
 
         Groups are ``theme``, ``nodes`` and ``models.<kind>``; only groups with a
         wanted key are included.
         """
         client = self._get_client()
-        wanted = set(request.keys)
-        groups: dict[str, Callable[[], Awaitable[Any]]] = {}
-        if "theme" in wanted:
-            groups["theme"] = (
-                client.table(THEME_TABLE)
-                .select("vertical,content,content_structured")
-                .eq("vertical", request.vertical)
-                .eq("is_active", True)
-                .limit(2)
-                .execute
-            )
-        nodes = [k.split(".", 1)[1] for k in request.keys if k.startswith("nodes.")]
+        wanted = [ComponentKey.parse(key) for key in request.keys]
+        groups: dict[str, Request] = {}
+        if any(k.kind == "theme" for k in wanted):
+            groups["theme"] = _rows.theme_request(client, request.vertical)
+        nodes = [k.name for k in wanted if k.kind == "node"]
         if nodes:
-            groups["nodes"] = (
-                client.table(NODE_VIEW)
-                .select("node_name,version_number,content")
-                .eq("vertical", request.vertical)
-                .in_("node_name", sorted(nodes))
-                .order("node_name")
-                .execute
-            )
-        for kind in ("stt", "llm", "tts"):
-            if f"models.{kind}" in wanted:
-                table, column = MODEL_TABLES[(request.platform, kind)]
-                columns = f"{column},is_custom" if table == "livekit_available_voices" else column
-                groups[f"models.{kind}"] = client.table(table).select(columns).eq("is_active", True).limit(2).execute
+            groups["nodes"] = _rows.nodes_request(client, request.vertical, nodes)
+        for k in wanted:
+            if k.kind == "model":
+                groups[str(k)] = _rows.model_request(client, request.platform, k.model_kind)
         return groups
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Read every wanted component concurrently and validate each alone."""
         await self._ensure_client()
         groups = self.queries(request)
-        loop = asyncio.get_running_loop()
-        tasks = {name: asyncio.ensure_future(factory()) for name, factory in groups.items()}
-        timeout = max(0.0, request.deadline - loop.time())
-        try:
-            if tasks:
-                await asyncio.wait(tasks.values(), timeout=timeout)
-        except BaseException:  # cancelled: never leave requests running behind us
-            for task in tasks.values():
-                task.cancel()
-            raise
+        timeout = max(0.0, request.deadline - asyncio.get_running_loop().time())
+        answers = await _rows.run_requests(groups, timeout)
         read_at = datetime.now(timezone.utc)
         outcomes: dict[str, Outcome] = {}
-        for name, task in tasks.items():
+        for name, answer in answers.items():
             keys = _keys_of_group(name, request.keys)
             location = location_of(name, request.platform)
-            if not task.done():
-                task.cancel()
+            if answer.timed_out:
                 failure = Failure(
                     Reason.TIMEOUT,
                     f"no answer from {location} within the {timeout * 1000:.0f} ms left of the deadline",
                     location,
                 )
                 outcomes.update({key: failure for key in keys})
-                continue
-            exc = task.exception()
-            if exc is not None:
-                redact_exception(exc, [self._key])
+            elif answer.error is not None:
+                exc = redact_exception(answer.error, [self._key])
                 failure = Failure(_classify(exc), format_exception(exc, [self._key]), location, exc)
                 outcomes.update({key: failure for key in keys})
-                continue
-            outcomes.update(self._interpret(name, keys, task.result(), request, read_at, location))
-        if tasks:
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            else:
+                outcomes.update(self._interpret(name, keys, answer.response, request, read_at, location))
         return outcomes
 
     def _interpret(
@@ -192,21 +173,20 @@ class SupabaseSource:
     ) -> dict[str, Outcome]:
         try:
             rows = check_rows(getattr(response, "data", response), location, [self._key])
+            by_name = _rows.nodes_by_name(rows) if group == "nodes" else {}
         except BadResponse as exc:
             return {key: Failure(Reason.BAD_RESPONSE, str(exc), location) for key in keys}
         if group == "theme":
-            return {"theme": self._theme(rows, request, read_at, location)}
+            return {group: self._theme(rows, request, read_at, location)}
         if group == "nodes":
-            return self._nodes(rows, keys, request, read_at, location)
-        kind = group.split(".", 1)[1]
-        return {group: self._model(rows, kind, request.platform, read_at, location)}  # type: ignore[arg-type]
+            return {key: self._node(by_name, key, request, read_at, location) for key in keys}
+        kind = ComponentKey.parse(group).model_kind
+        return {group: self._model(rows, kind, request.platform, read_at, location)}
 
     def _theme(self, rows: list[Mapping[str, Any]], request: FetchRequest, read_at: datetime, location: str) -> Outcome:
-        row = _one(rows, location, f"vertical='{request.vertical}', is_active=true")
-        if isinstance(row, Failure):
-            return row
-        if "content" not in row and "content_structured" not in row:
-            return Failure(Reason.BAD_RESPONSE, f"{location} row lacks content columns", location)
+        row = _rows.theme_row(rows, request.vertical)
+        if isinstance(row, RowProblem):
+            return Failure(row.reason, row.message, location)
         try:
             theme = Theme.from_content(
                 request.vertical, structured=row.get("content_structured"), content=row.get("content")
@@ -215,71 +195,45 @@ class SupabaseSource:
             return Failure(Reason.INVALID_CONTENT, str(exc), location)
         return Found(theme, read_at, location)
 
-    def _nodes(
+    def _node(
         self,
-        rows: list[Mapping[str, Any]],
-        keys: Sequence[str],
+        by_name: Mapping[str, list[Mapping[str, Any]]],
+        key: str,
         request: FetchRequest,
         read_at: datetime,
         location: str,
-    ) -> dict[str, Outcome]:
-        by_name: dict[str, list[Mapping[str, Any]]] = {}
-        for row in rows:
-            if not isinstance(row.get("node_name"), str) or "content" not in row:
-                failure = Failure(Reason.BAD_RESPONSE, f"{location} row lacks node_name/content", location)
-                return {key: failure for key in keys}
-            by_name.setdefault(row["node_name"], []).append(row)
-        outcomes: dict[str, Outcome] = {}
-        for key in keys:
-            name = key.split(".", 1)[1]
-            found = by_name.get(name, [])
-            if not found:
-                outcomes[key] = Failure(
-                    Reason.MISSING_ROW,
-                    f"no active, non-draft prompt version for node_name='{name}', vertical='{request.vertical}'",
-                    location,
-                )
-            elif len(found) > 1:
-                outcomes[key] = Failure(
-                    Reason.INVALID_CONTENT,
-                    f"{len(found)} active prompts for node_name='{name}', vertical='{request.vertical}'; "
-                    "expected exactly one",
-                    location,
-                )
-            else:
-                try:
-                    node = Node.from_content(
-                        name, found[0]["content"], platform=request.platform, known_nodes=request.node_names
-                    )
-                except InvalidContent as exc:
-                    outcomes[key] = Failure(Reason.INVALID_CONTENT, f"node '{name}': {exc}", location)
-                else:
-                    outcomes[key] = Found(node, read_at, location)
-        return outcomes
+    ) -> Outcome:
+        name = ComponentKey.parse(key).name
+        row = _rows.node_row(by_name.get(name, []), name, request.vertical)
+        if isinstance(row, RowProblem):
+            return Failure(row.reason, row.message, location)
+        try:
+            node = Node.from_content(name, row["content"], platform=request.platform, known_nodes=request.node_names)
+        except InvalidContent as exc:
+            return Failure(Reason.INVALID_CONTENT, f"node '{name}': {exc}", location)
+        return Found(node, read_at, location)
 
     def _model(
         self, rows: list[Mapping[str, Any]], kind: ModelKind, platform: Platform, read_at: datetime, location: str
     ) -> Outcome:
-        row = _one(rows, location, "is_active=true")
-        if isinstance(row, Failure):
-            return row
-        column = MODEL_TABLES[(platform, kind)][1]
-        value = row.get(column)
-        if not isinstance(value, str):
-            return Failure(Reason.BAD_RESPONSE, f"{location} row has no string {column}", location)
+        found = _rows.model_value(rows, platform, kind)
+        if isinstance(found, RowProblem):
+            return Failure(found.reason, found.message, location)
+        value, is_custom = found
         try:
-            choice = ModelChoice(
-                kind=kind, platform=platform, value=value, is_custom=bool(row.get("is_custom") or False)
-            )
+            choice = ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom)
         except ValueError as exc:
-            errors = getattr(exc, "errors", None)
-            message = errors()[0]["msg"].removeprefix("Value error, ") if callable(errors) else str(exc)
-            return Failure(Reason.INVALID_CONTENT, message, location)
+            return Failure(Reason.INVALID_CONTENT, first_message(exc), location)
         return Found(choice, read_at, location)
 
 
 def build_client(
-    url: str, key: str, *, timeout: float, schema: str = "public"
+    url: str,
+    key: str,
+    *,
+    timeout: float,
+    schema: str = "public",
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> tuple[AsyncClient, httpx.AsyncClient]:
     """An async supabase client as every reader in this package needs it.
 
@@ -287,6 +241,14 @@ def build_client(
     timeouts are truncated to whole seconds), redirects not followed (httpx
     drops ``Authorization`` on a cross-origin redirect but would still send the
     ``apiKey`` header, the key, along), and one TLS context per process.
+
+    Args:
+        url: The project URL.
+        key: The service or anon key.
+        timeout: Per-request HTTP timeout in seconds.
+        schema: The PostgreSQL schema holding the tables.
+        transport: The HTTP transport; ``None`` for the network (an
+            :class:`httpx.MockTransport` in tests).
 
     Returns:
         The client and the HTTP client it uses; close the latter when done.
@@ -296,6 +258,7 @@ def build_client(
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         follow_redirects=False,
+        transport=transport,
     )
     options = AsyncClientOptions(
         schema=schema,
@@ -320,34 +283,6 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def check_rows(data: Any, location: str, secrets: Sequence[str] = ()) -> list[Mapping[str, Any]]:
-    """The rows of a response body, checked.
-
-    supabase-py hands back a non-JSON body as a string and a JSON object as a dict without raising.
-
-    Raises:
-        BadResponse: The body is not a JSON array of objects (secrets removed from the message).
-    """
-    if isinstance(data, str):
-        preview = redact(data[:60].replace("\n", " "), secrets)
-        raise BadResponse(f"{location} answered with a non-JSON body: {preview!r}")
-    if not isinstance(data, list):
-        raise BadResponse(f"{location} answered with a JSON {type(data).__name__}, expected an array of rows")
-    if not all(isinstance(row, Mapping) for row in data):
-        raise BadResponse(f"{location} answered with an array that is not all objects")
-    return data
-
-
-def _one(rows: list[Mapping[str, Any]], location: str, where: str) -> Mapping[str, Any] | Failure:
-    if not rows:
-        return Failure(Reason.MISSING_ROW, f"no row in {location} with {where}", location)
-    if len(rows) > 1:
-        return Failure(
-            Reason.INVALID_CONTENT, f"{len(rows)} rows in {location} with {where}; expected exactly one", location
-        )
-    return rows[0]
-
-
 def _classify(exc: BaseException) -> Reason:
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):
         return Reason.TIMEOUT
@@ -364,14 +299,10 @@ def _classify(exc: BaseException) -> Reason:
 
 def _keys_of_group(group: str, keys: Sequence[str]) -> list[str]:
     if group == "nodes":
-        return [k for k in keys if k.startswith("nodes.")]
+        return [k for k in keys if ComponentKey.parse(k).kind == "node"]
     return [group]
 
 
 def location_of(key: str, platform: Platform) -> str:
     """The table(s) a component key (or request group: ``nodes``) is read from, for banners and provenance."""
-    if key == "theme":
-        return THEME_TABLE
-    if key == "nodes" or key.startswith("nodes."):
-        return NODE_TABLES
-    return MODEL_TABLES[(platform, key.split(".", 1)[1])][0]  # type: ignore[index]
+    return _rows.location_of(key, platform)

@@ -2,9 +2,12 @@
 
 Each handler is ``async def (args) -> int``. Results go to stdout, failures to
 stderr as one line; expected failures never show a traceback, and the
-database key is never printed. Exit codes: 0 success (or no drift), 1 the
-command's verdict is negative (problems, drift, refused), 2 the command could
-not run (database unreachable, unreadable snapshot, missing path).
+database key is never printed. Exit codes (:class:`~.exit_codes.ExitCode`):
+OK success (or no drift), PROBLEMS the command's verdict is negative
+(problems, drift, refused), USAGE the command line or the settings name
+nothing usable (missing path, no database settings, bad vertical name),
+FAILED the command could not run (database unreachable, unreadable
+snapshot, unwritable file, unexpected error).
 """
 
 from __future__ import annotations
@@ -22,23 +25,20 @@ from ..config.resolver import Resolver
 from ..config.settings import Settings, SettingsError, snapshot_dir_from_env
 from ..config.sources.base import format_exception
 from ..config.sources.snapshot import Snapshot, SnapshotError, SnapshotSource, default_snapshot_dir, load_snapshot
-from .check import Problem, check_data, check_file, snapshot_files
-from .content import KINDS, PLATFORMS, node_order
-from .diff import diff_configs, format_diff, snapshot_components
-from .graph import FlowGraph, render_graph
-from .read import DatabaseConfig, DatabaseReadError, database_label, open_client, read_active
-from .seed import apply_plan, plan_seed
-from .write import format_timestamp, render_snapshot, snapshot_document, write_atomic
+from ..snapshots.check import Problem, check_data, check_file, snapshot_files
+from ..snapshots.content import KINDS, PLATFORMS, node_order
+from ..snapshots.diff import diff_configs, format_diff, snapshot_components
+from ..snapshots.graph import FlowGraph, render_graph
+from ..snapshots.read import DatabaseConfig, DatabaseReadError, database_label, open_client, read_active
+from ..snapshots.seed import apply_plan, plan_seed
+from ..snapshots.write import format_timestamp, render_snapshot, snapshot_document, write_atomic
+from .exit_codes import ExitCode
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_PROBLEMS", "check", "diff", "graph", "pull", "seed"]
-
-EXIT_OK = 0
-EXIT_PROBLEMS = 1
-EXIT_FAILED = 2
+__all__ = ["check", "diff", "graph", "pull", "seed"]
 
 
 class _Fail(Exception):
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: ExitCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -54,12 +54,12 @@ def _command(name: str) -> Callable[[Callable[[argparse.Namespace], Awaitable[in
                 return exc.code
             except DatabaseReadError as exc:
                 print(f"livekit-fallback snapshot {name}: database unreachable or unusable: {exc}", file=sys.stderr)
-                return EXIT_FAILED
+                return ExitCode.FAILED
             except SettingsError:
-                raise  # the CLI reports settings errors itself (exit 2)
-            except Exception as exc:  # never let an unexpected error read as "drift" (exit 1)
+                raise  # the CLI reports settings errors itself (USAGE)
+            except Exception as exc:  # never let an unexpected error read as "drift" (PROBLEMS)
                 print(f"livekit-fallback snapshot {name}: unexpected error: {format_exception(exc)}", file=sys.stderr)
-                return EXIT_FAILED
+                return ExitCode.FAILED
 
         return run
 
@@ -84,12 +84,12 @@ async def pull(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr if errors else sys.stdout)
     if errors:
         raise _Fail(
-            EXIT_PROBLEMS,
+            ExitCode.PROBLEMS,
             f"refusing to write {path}: the database copy has {len(errors)} problem(s) listed above; nothing written",
         )
     if previous is not None and not args.restamp and _same(previous, db, names):
         print(f"{path} is up to date with {database_label(url)} (unchanged; taken_at {_stamp(previous)} kept)")
-        return EXIT_OK
+        return ExitCode.OK
     document = snapshot_document(
         vertical=args.vertical,
         taken_at=format_timestamp(db.read_at),
@@ -101,16 +101,16 @@ async def pull(args: argparse.Namespace) -> int:
     try:
         write_atomic(path, render_snapshot(document))
     except OSError as exc:
-        raise _Fail(EXIT_FAILED, f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _Fail(ExitCode.FAILED, f"cannot write {path}: {exc.strerror or exc}") from None
     print(
         f"wrote {path}: theme, {len(names)} nodes, 6 models from {database_label(url)}, taken_at {document['taken_at']}"
     )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @_command("diff")
 async def diff(args: argparse.Namespace) -> int:
-    """Compare the database with the snapshot; 0 equal, 1 drift, 2 comparison impossible."""
+    """Compare the database with the snapshot; OK equal, PROBLEMS drift, FAILED comparison impossible."""
     url, key = _database()
     snapshot = _load(args.vertical, args.snapshot_dir)
     db = await read_active(url, key, args.vertical, timeout=args.timeout)
@@ -123,19 +123,19 @@ async def diff(args: argparse.Namespace) -> int:
             database_label=database_label(url),
         )
     )
-    return EXIT_PROBLEMS if diffs else EXIT_OK
+    return ExitCode.PROBLEMS if diffs else ExitCode.OK
 
 
 @_command("check")
 async def check(args: argparse.Namespace) -> int:
-    """Validate snapshot files; 0 valid, 1 problems (or warnings with ``--strict``), 2 nothing to check."""
+    """Validate snapshot files; OK valid, PROBLEMS problems (or warnings with ``--strict``), USAGE nothing to check."""
     paths = args.paths or [snapshot_dir_from_env() or default_snapshot_dir()]
     try:
         files = snapshot_files(paths)
     except FileNotFoundError as exc:
-        raise _Fail(EXIT_FAILED, str(exc)) from None
+        raise _Fail(ExitCode.USAGE, str(exc)) from None
     if not files:
-        raise _Fail(EXIT_FAILED, f"no snapshot files (*.toml) in {', '.join(str(p) for p in paths)}")
+        raise _Fail(ExitCode.USAGE, f"no snapshot files (*.toml) in {', '.join(str(p) for p in paths)}")
     problems = [problem for path in files for problem in check_file(path)]
     for problem in problems:
         print(problem)
@@ -143,7 +143,7 @@ async def check(args: argparse.Namespace) -> int:
     warnings = len(problems) - errors
     verdict = "OK" if not problems else "INVALID" if errors else "valid with warnings"
     print(f"checked {len(files)} file(s): {errors} error(s), {warnings} warning(s): {verdict}")
-    return EXIT_PROBLEMS if errors or (warnings and args.strict) else EXIT_OK
+    return ExitCode.PROBLEMS if errors or (warnings and args.strict) else ExitCode.OK
 
 
 @_command("graph")
@@ -157,7 +157,7 @@ async def graph(args: argparse.Namespace) -> int:
     else:
         flow = FlowGraph.from_snapshot(_load(args.vertical, args.snapshot_dir), args.platform)
     print(render_graph(flow, args.format), end="")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 @_command("seed")
@@ -169,7 +169,7 @@ async def seed(args: argparse.Namespace) -> int:
     if errors:
         for problem in errors:
             print(problem, file=sys.stderr)
-        raise _Fail(EXIT_PROBLEMS, f"refusing to seed from an invalid snapshot ({len(errors)} problem(s) above)")
+        raise _Fail(ExitCode.PROBLEMS, f"refusing to seed from an invalid snapshot ({len(errors)} problem(s) above)")
     async with open_client(url, key, timeout=args.timeout) as client:
         db = await read_active(url, key, args.vertical, timeout=args.timeout, client=client)
         steps = plan_seed(snapshot_components(snapshot), db)
@@ -183,29 +183,29 @@ async def seed(args: argparse.Namespace) -> int:
         writes = [s for s in steps if s.action != "same"]
         if conflicts and not args.force:
             raise _Fail(
-                EXIT_PROBLEMS,
+                ExitCode.PROBLEMS,
                 f"refused: {len(conflicts)} component(s) already have different active rows "
                 "(listed above); nothing written. Pass --force to replace them.",
             )
         if not writes:
             print("nothing to do: the database already holds this snapshot")
-            return EXIT_OK
+            return ExitCode.OK
         if args.dry_run:
             print(f"dry run: would write {len(writes)} component(s)")
-            return EXIT_OK
+            return ExitCode.OK
         summary = f"seeded from snapshot {snapshot.vertical} taken {_stamp(snapshot)}"
         try:
             await asyncio.wait_for(apply_plan(client, writes, db, key=key, summary=summary), args.timeout)
         except asyncio.TimeoutError:
             raise DatabaseReadError(f"seed did not finish within {args.timeout:g} s") from None
     print(f"seeded {len(writes)} component(s); {len(steps) - len(writes)} already up to date")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _database() -> tuple[str, str]:
     settings = Settings.from_env()
     if not settings.database_configured:
-        raise _Fail(EXIT_FAILED, "needs the database: set SUPABASE_URL and SUPABASE_SERVICE_KEY")
+        raise _Fail(ExitCode.USAGE, "needs the database: set SUPABASE_URL and SUPABASE_SERVICE_KEY")
     assert settings.supabase_url and settings.supabase_key
     return settings.supabase_url, settings.supabase_key
 
@@ -214,7 +214,7 @@ def _check_vertical_name(vertical: str) -> None:
     try:
         check_vertical(vertical)
     except ValueError as exc:
-        raise _Fail(EXIT_FAILED, str(exc)) from None
+        raise _Fail(ExitCode.USAGE, str(exc)) from None
 
 
 def _load(vertical: str, snapshot_dir: Path | None) -> Snapshot:
@@ -222,7 +222,7 @@ def _load(vertical: str, snapshot_dir: Path | None) -> Snapshot:
     try:
         return SnapshotSource([directory] if directory else []).snapshot(vertical)
     except SnapshotError as exc:
-        raise _Fail(EXIT_FAILED, str(exc)) from None
+        raise _Fail(ExitCode.FAILED, str(exc)) from None
 
 
 def _try_load(path: Path) -> Snapshot | None:

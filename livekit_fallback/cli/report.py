@@ -6,18 +6,21 @@ The JSON shape is a contract other tools read::
      "degraded": bool,
      "theme": {"source": ..., "reason": ...},
      "nodes": {"greet": {"source": ..., "reason": ...}, ...},
-     "models": {"stt": {"source": ..., "reason": ..., "value": ...}, ...}}
+     "models": {"stt": {"source": ..., "reason": ..., "value": ...}, ...},
+     "health": {...}}
 
 ``source`` is ``database`` | ``last_known_good`` | ``snapshot``; ``reason`` is
 the reason class, ``null`` when the component came from the database. Extra
 keys (``detail``, ``taken_at``, ``location``) may be added, never removed.
+``resolve --json`` adds ``health``, the resolver's health record in the one
+shape ``status`` prints (:meth:`~livekit_fallback.config.status.Status.to_json`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .config.model import AgentConfig, Provenance
+from ..config.model import AgentConfig, Provenance
 
 __all__ = ["provenance_json", "provenance_table"]
 

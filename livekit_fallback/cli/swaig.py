@@ -14,21 +14,18 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 
-from livekit_fallback.commands.resolve import add_resolution_options, settings_from_args
-from livekit_fallback.config.resolver import Resolver
-from livekit_fallback.errors import ToolsImportError
-from livekit_fallback.tools import ToolRegistry
+from swaig_fallback.auth import InsecureServerError, credentials_from_env
+from swaig_fallback.server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
+from swaig_fallback.swml import CallerContext, build_swml
 
-from .auth import InsecureServerError, credentials_from_env
-from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
-from .swml import CallerContext, build_swml
+from ..config.resolver import Resolver
+from ..errors import ToolsImportError
+from ..tools import ToolRegistry
+from .exit_codes import ExitCode
+from .options import add_deadline, add_resolution_options, add_snapshot_dir, settings_from_args
 
 __all__ = ["load_registry", "register"]
-
-EXIT_OK = 0
-EXIT_USAGE = 2
 
 
 def load_registry(target: str) -> ToolRegistry:
@@ -82,8 +79,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     serve = commands.add_parser("serve", help="serve SWML, SWAIG functions, /healthz and /metrics")
     serve.add_argument("--vertical", default=DEFAULT_VERTICAL, help=f"business vertical (default {DEFAULT_VERTICAL})")
-    serve.add_argument("--snapshot-dir", type=Path, help="directory searched before the packaged snapshots")
-    serve.add_argument("--deadline", type=float, help="seconds a resolution may take (default 1.0)")
+    add_snapshot_dir(serve)
+    add_deadline(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     serve.add_argument(
@@ -108,9 +105,9 @@ def _add_tools_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> int:
     print(f"livekit-fallback: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return code
 
 
 async def run_swml(args: argparse.Namespace) -> int:
@@ -127,7 +124,7 @@ async def run_swml(args: argparse.Namespace) -> int:
     except ValueError as exc:  # UnknownToolsError, SwaigSchemaError, a bad webhook URL
         return _fail(str(exc))
     print(json.dumps(doc, separators=(",", ":")) if args.compact else json.dumps(doc, indent=2, ensure_ascii=False))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 async def run_serve(args: argparse.Namespace) -> int:
@@ -160,6 +157,8 @@ async def run_serve(args: argparse.Namespace) -> int:
                     flush=True,
                 ),
             )
-        except (InsecureServerError, ValueError, OSError) as exc:
+        except (InsecureServerError, ValueError) as exc:
             return _fail(str(exc))
-    return EXIT_OK
+        except OSError as exc:  # the port is taken or the address is not ours
+            return _fail(str(exc), ExitCode.FAILED)
+    return ExitCode.OK

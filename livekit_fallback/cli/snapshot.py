@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..snapshots import handlers
 from ..snapshots.graph import FORMATS
-from ..snapshots.read import DEFAULT_TIMEOUT
+from . import snapshot_handlers as handlers
+from .options import add_platform, add_snapshot_dir, add_timeout, add_vertical
 
 __all__ = ["register"]
 
@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     _timeout(pull)
     pull.set_defaults(handler=handlers.pull)
 
-    diff = actions.add_parser("diff", help="compare the database with the snapshot (exit 0 equal, 1 drift, 2 error)")
+    diff = actions.add_parser("diff", help="compare the database with the snapshot (exit 0 equal, 1 drift, 4 error)")
     _vertical(diff)
     _snapshot_dir(diff)
     _timeout(diff)
@@ -52,12 +52,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     _vertical(graph)
     _snapshot_dir(graph)
     graph.add_argument("--format", choices=FORMATS, default="mermaid")
-    graph.add_argument(
-        "--platform",
-        choices=["livekit", "signalwire"],
-        default="livekit",
-        help="whose tool names to show (default livekit)",
-    )
+    add_platform(graph, "whose tool names to show (default livekit)")
     graph.add_argument(
         "--live", action="store_true", help="resolve now (database first) and mark nodes served from a fallback"
     )
@@ -73,21 +68,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
 
 def _vertical(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--vertical", required=True, help="business vertical, e.g. reverse_mortgage")
+    add_vertical(parser)
 
 
 def _snapshot_dir(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--snapshot-dir",
-        type=Path,
-        help="directory searched before the packaged snapshots (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR)",
+    add_snapshot_dir(
+        parser, "directory searched before the packaged snapshots (default: $LIVEKIT_FALLBACK_SNAPSHOT_DIR)"
     )
 
 
 def _timeout(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds the database work may take (default {DEFAULT_TIMEOUT:g})",
-    )
+    add_timeout(parser)

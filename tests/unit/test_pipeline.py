@@ -1,0 +1,151 @@
+"""One fresh resolution over fake sources: source order, per-component fallback, deadline, breaker, locations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from livekit_fallback.config.breaker import CircuitBreaker
+from livekit_fallback.config.graph import DEFAULT_NODE_NAMES
+from livekit_fallback.config.model import Reason, Source
+from livekit_fallback.config.pipeline import Locations, run_pipeline
+from livekit_fallback.errors import ConfigUnavailableError
+
+from .fakes import DB_LLM, VERTICAL, FakeClock, FakeDatabase, FakeLocal, LocatedDatabase, snapshot_values
+
+pytestmark = pytest.mark.unit
+
+NODES = DEFAULT_NODE_NAMES
+
+
+def _snapshot() -> FakeLocal:
+    return FakeLocal(Source.SNAPSHOT, snapshot_values())
+
+
+async def _run(database, *local, breaker=None, deadline=0.2, locations=None):  # noqa: ANN001, ANN002, ANN202
+    return await run_pipeline(
+        vertical=VERTICAL,
+        platform="livekit",
+        node_names=NODES,
+        database=database,
+        local_sources=local or (_snapshot(),),
+        breaker=breaker,
+        deadline_seconds=deadline,
+        locations=locations,
+    )
+
+
+async def test_a_healthy_database_serves_every_component() -> None:
+    """With the database answering, every component comes from it and no event is raised."""
+    resolution = await _run(FakeDatabase())
+    assert {p.source for p in resolution.config.provenance.values()} == {Source.DATABASE}
+    assert resolution.config.models.llm.value == DB_LLM
+    assert resolution.events == () and resolution.database_ok is True and len(resolution.healthy) == 13
+
+
+async def test_each_component_falls_back_alone_in_source_order() -> None:
+    """A broken node comes from last-known-good, one missing there from the snapshot; the rest from the database."""
+    database = FakeDatabase()
+    database.broken = {"nodes.verify", "nodes.quote"}
+    lkg_values = {k: v for k, v in snapshot_values().items() if k != "nodes.quote"}
+    lkg, snapshot = FakeLocal(Source.LAST_KNOWN_GOOD, lkg_values), _snapshot()
+    resolution = await _run(database, lkg, snapshot)
+    provenance = resolution.config.provenance
+    assert provenance["nodes.verify"].source is Source.LAST_KNOWN_GOOD
+    assert provenance["nodes.quote"].source is Source.SNAPSHOT
+    assert provenance["nodes.quote"].reason is Reason.INVALID_CONTENT
+    assert {k for k, p in provenance.items() if p.source is Source.DATABASE} == set(provenance) - {
+        "nodes.verify",
+        "nodes.quote",
+    }
+    assert lkg.reads[0].keys == ("nodes.verify", "nodes.quote") and snapshot.reads[0].keys == ("nodes.quote",)
+    assert resolution.database_ok is True  # bad data is not a connection failure
+    assert sorted(e.component for e in resolution.events) == ["nodes.quote", "nodes.verify"]
+
+
+async def test_a_hanging_database_costs_one_deadline_and_the_floor_still_answers() -> None:
+    """A database that never returns is abandoned at the deadline; every component comes from the snapshot."""
+    started = time.perf_counter()
+    resolution = await _run(_hanging(), deadline=0.1)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 0.1 + 0.1
+    assert {p.source for p in resolution.config.provenance.values()} == {Source.SNAPSHOT}
+    assert {p.reason for p in resolution.config.provenance.values()} == {Reason.TIMEOUT}
+    assert resolution.database_ok is False
+
+
+def _hanging() -> FakeDatabase:
+    database = FakeDatabase()
+    database.mode = "hang"
+    return database
+
+
+async def test_a_database_that_raises_is_a_bad_response_not_a_crash() -> None:
+    """A source raising from fetch fails every component with bad_response and the snapshot serves them."""
+    database = FakeDatabase()
+    database.mode = "raise"
+    resolution = await _run(database)
+    provenance = resolution.config.provenance["theme"]
+    assert provenance.source is Source.SNAPSHOT and provenance.reason is Reason.BAD_RESPONSE
+    assert "fake database crashed" in (provenance.detail or "")
+
+
+async def test_no_database_is_snapshot_mode() -> None:
+    """Without a database every component is marked not_configured and comes from the floor."""
+    resolution = await _run(None)
+    assert {p.reason for p in resolution.config.provenance.values()} == {Reason.NOT_CONFIGURED}
+    assert resolution.database_ok is None
+
+
+async def test_a_component_in_no_source_raises() -> None:
+    """A component no source can supply makes the resolution fail, naming it."""
+    database = FakeDatabase()
+    database.mode = "refuse"
+    values = {k: v for k, v in snapshot_values().items() if k != "models.tts"}
+    with pytest.raises(ConfigUnavailableError, match="models.tts"):
+        await _run(database, FakeLocal(Source.SNAPSHOT, values))
+
+
+async def test_the_open_breaker_skips_the_database_and_names_its_tables() -> None:
+    """Once the breaker is open the database is not asked; failures name the tables it reported before."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
+    database = FakeDatabase()
+    database.mode = "refuse"
+    locations = Locations(database)
+    await _run(database, breaker=breaker, locations=locations)
+    assert breaker.state.value == "open"
+    database.mode = "answer"
+    skipped = await _run(database, breaker=breaker, locations=locations)
+    assert len(database.reads) == 1
+    [event] = [e for e in skipped.events if e.component == "nodes.verify"]
+    assert event.failure.reason is Reason.CIRCUIT_OPEN and event.failure.location == "fake_nodes_table"
+    clock.advance(5.0)
+    probed = await _run(database, breaker=breaker, locations=locations)
+    assert len(database.reads) == 2 and probed.events == () and breaker.state.value == "closed"
+
+
+async def test_a_located_source_names_tables_it_was_never_asked_for() -> None:
+    """A database with location() names each table even when the breaker opened before it answered."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
+    breaker.record_failure("down")
+    resolution = await _run(LocatedDatabase(), breaker=breaker)
+    failure = next(e.failure for e in resolution.events if e.component == "models.llm")
+    assert failure.location == "livekit_fake_models_table"
+
+
+async def test_a_cancelled_probe_lets_the_next_one_through() -> None:
+    """Cancelling a resolution during the half-open probe frees the probe for the next resolution."""
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
+    breaker.record_failure("down")
+    clock.advance(5.0)
+    task = asyncio.ensure_future(_run(_hanging(), breaker=breaker, deadline=10.0))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.allow()  # the probe is free again
