@@ -20,7 +20,7 @@ from .keys import ComponentKey
 from .model import ModelChoice, Platform, Reason, Source
 from .sources.base import Failure, Found
 
-__all__ = ["AlarmSink", "Alarms", "BANNER_RULE", "FallbackEvent", "banner", "fallback_extra", "logger"]
+__all__ = ["BANNER_RULE", "AlarmSink", "Alarms", "FallbackEvent", "banner", "fallback_extra", "logger", "same_problem"]
 
 
 """The package logger. The package never configures logging; attach handlers in your app."""
@@ -264,22 +264,26 @@ class Alarms:
             outage.resolutions += 1
         elif key in self._outages and not any(k[:2] == key for k in self._incidents):
             outage = self._outages.pop(key)
-            self._log.warning(
-                "DATABASE RECOVERED: %s/%s is served from the database again after %.1f s; "
-                "%d resolution(s) were served from fallbacks during the outage (since %s)",
-                vertical,
-                platform,
-                now - outage.started,
-                outage.resolutions,
-                _stamp(outage.started_wall),
-                extra={
-                    "event": "config_recovered",
-                    "vertical": vertical,
-                    "platform": platform,
-                    "outage_seconds": round(now - outage.started, 3),
-                    "degraded_resolutions": outage.resolutions,
-                },
-            )
+            self.log_recovery(vertical, platform, now - outage.started, outage.resolutions, outage.started_wall)
+
+    def log_recovery(self, vertical: str, platform: str, seconds: float, resolutions: int, started: datetime) -> None:
+        """Log the one line that ends an outage: how long it lasted, how many resolutions it degraded."""
+        self._log.warning(
+            "DATABASE RECOVERED: %s/%s is served from the database again after %.1f s; "
+            "%d resolution(s) were served from fallbacks during the outage (since %s)",
+            vertical,
+            platform,
+            seconds,
+            resolutions,
+            _stamp(started),
+            extra={
+                "event": "config_recovered",
+                "vertical": vertical,
+                "platform": platform,
+                "outage_seconds": round(seconds, 3),
+                "degraded_resolutions": resolutions,
+            },
+        )
 
     def fallback(self, event: FallbackEvent) -> None:
         """Report one fallback on its own (no recovery tracking); see :meth:`resolution`."""
@@ -288,22 +292,37 @@ class Alarms:
     def _fallback(self, event: FallbackEvent, now: float, traced: set[int]) -> None:
         key = (event.vertical, event.platform, event.component)
         incident = self._incidents.get(key)
-        if incident is not None and not _same_problem(incident.reason, event.failure.reason):
+        if incident is not None and not same_problem(incident.reason, event.failure.reason):
             incident = None  # a different problem with the same component gets its own banner
         if incident is None:
             self._incidents[key] = _Incident(now, event.now, now, event.failure.reason)
-            exc = event.failure.exc
-            # One failed request can fail many components (all nine nodes share one);
-            # its trace is logged with the first banner only.
-            exc_info = exc if exc is not None and id(exc) not in traced else None
-            if exc is not None:
-                traced.add(id(exc))
-            self._log.error(banner(event), exc_info=exc_info, extra=fallback_extra(event))
+            self.log_banner(event, traced)
             return
         incident.total += 1
         incident.since_line += 1
         if now - incident.last_line < self.repeat_interval:
             return
+        self.log_repeat(event, incident.since_line, now - incident.last_line, incident.total, incident.started_wall)
+        incident.last_line = now
+        incident.since_line = 0
+
+    def log_banner(self, event: FallbackEvent, traced: set[int]) -> None:
+        """Log the full banner that opens an incident.
+
+        Args:
+            event: The fallback.
+            traced: Ids of exceptions whose trace was already logged for this
+                resolution: one failed request can fail all nine nodes, and its
+                trace goes with the first banner only.
+        """
+        exc = event.failure.exc
+        exc_info = exc if exc is not None and id(exc) not in traced else None
+        if exc is not None:
+            traced.add(id(exc))
+        self._log.error(banner(event), exc_info=exc_info, extra=fallback_extra(event))
+
+    def log_repeat(self, event: FallbackEvent, count: int, interval: float, total: int, started: datetime) -> None:
+        """Log the short counted line of an ongoing incident."""
         self._log.error(
             "DATABASE FAILURE continues: %s for %s/%s served from %s %d more time(s) in the last %.0f s "
             "(%d since %s); reason: %s [%s]",
@@ -311,21 +330,14 @@ class Alarms:
             event.vertical,
             event.platform,
             event.copy_description,
-            incident.since_line,
-            now - incident.last_line,
-            incident.total,
-            _stamp(incident.started_wall),
+            count,
+            interval,
+            total,
+            _stamp(started),
             event.failure.detail,
             event.failure.reason.value,
-            extra={
-                **fallback_extra(event),
-                "event": "config_fallback_repeat",
-                "count": incident.since_line,
-                "total": incident.total,
-            },
+            extra={**fallback_extra(event), "event": "config_fallback_repeat", "count": count, "total": total},
         )
-        incident.last_line = now
-        incident.since_line = 0
 
     def cache_problem(self, path: str, detail: str) -> None:
         """Log that a last-known-good file was skipped or not written: once per problem per interval."""
@@ -363,7 +375,7 @@ class Alarms:
         )
 
 
-def _same_problem(before: Reason, now: Reason) -> bool:
+def same_problem(before: Reason, now: Reason) -> bool:
     """Reasons that belong to one outage (refused, then timing out, then breaker open) count as one."""
     return before is now or (before.is_connection_level and now.is_connection_level)
 
