@@ -16,6 +16,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 
+from ..errors import StoreUnavailable
 from ..log import logger as _log
 from .alarms import Alarms, AlarmSink
 from .breaker import Breaker, CircuitBreaker
@@ -27,11 +28,14 @@ from .observers import AlarmDispatch, HealthRecord, MetricsObserver, ResolutionO
 from .pipeline import Backups, ConfigUnavailableError, Locations, Resolution, run_pipeline
 from .seams import LastKnownGoodStore, SnapshotCopy, SnapshotFloor
 from .settings import Settings, SettingsError
+from .shared import SharedResolutions
 from .sources.base import ConfigSource
 from .sources.last_known_good import LastKnownGoodCache
+from .sources.shared_last_known_good import SharedLastKnownGood
 from .sources.snapshot import SnapshotError, SnapshotSource
 from .sources.supabase import SupabaseSource
 from .status import Status
+from .store import MachineStore
 
 __all__ = ["ConfigUnavailableError", "Resolver", "default_resolver", "resolve_agent_config"]
 
@@ -53,6 +57,10 @@ class Resolver:
         observers: More observers of reads and resolutions, after the built-in
             health record, metrics and alarms.
         clock: The clock cache entries are stamped with (monotonic by default).
+        shared: The machine-wide store (see :mod:`~livekit_fallback.config.store`):
+            cache, breaker and alarm dedup shared with every process of the
+            machine; ``None`` keeps them in this process. Needs a database and
+            the default :class:`CircuitBreaker`.
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class Resolver:
         cache: CacheStore | None = None,
         observers: Sequence[ResolutionObserver] = (),
         clock: Callable[[], float] = time.monotonic,
+        shared: MachineStore | None = None,
     ) -> None:
         self.database = database
         self.snapshots: SnapshotFloor = snapshots or SnapshotSource()
@@ -86,22 +95,33 @@ class Resolver:
         )
         self._health = HealthRecord()
         configured = database is not None
+        self._dispatch = AlarmDispatch(self.alarms, database_configured=configured)
         self.observers: tuple[ResolutionObserver, ...] = (
             self._health,
             MetricsObserver(database_configured=configured, breaker=self.breaker),
-            AlarmDispatch(self.alarms, database_configured=configured),
             *observers,
         )
+        self.shared: SharedResolutions | None = None
+        if shared is not None and database is not None:
+            if not isinstance(self.breaker, CircuitBreaker) or not isinstance(self.alarms, Alarms):
+                raise ValueError("a machine-wide store needs the default CircuitBreaker and Alarms")
+            self.shared = SharedResolutions(shared, ttl, stale_for, deadline, self.breaker)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Resolver:
         """Build a resolver from :class:`Settings` (the environment by default)."""
         settings = settings or Settings.from_env()
-        database = lkg = None
+        database = store = None
+        lkg: LastKnownGoodStore | None = None
         if settings.database_configured:
             assert settings.supabase_url and settings.supabase_key
             database = SupabaseSource(settings.supabase_url, settings.supabase_key, timeout=max(settings.deadline, 1.0))
-            lkg = LastKnownGoodCache(settings.cache_dir)
+            files = LastKnownGoodCache(settings.cache_dir)
+            if settings.shared_state:
+                store = MachineStore.for_directory(files.directory)
+                lkg = SharedLastKnownGood(store, legacy=files)
+            else:
+                lkg = files
         dirs = [settings.snapshot_dir] if settings.snapshot_dir else []
         return cls(
             database=database,
@@ -109,6 +129,7 @@ class Resolver:
             last_known_good=lkg,
             deadline=settings.deadline,
             ttl=settings.ttl,
+            shared=store,
         )
 
     @property
@@ -152,7 +173,17 @@ class Resolver:
         if platform not in PLATFORMS:
             raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
         started = time.perf_counter()
-        resolution, cache = await self._cache.get((vertical, platform), fresh=fresh)
+        shared = self.shared
+        if shared is not None and shared.store.usable:
+            try:
+                resolution, cache = await shared.get(vertical, platform, self._read, self._cache.track, fresh)
+            except StoreUnavailable:
+                shared = None
+        else:
+            shared = None
+        if shared is None:
+            resolution, cache = await self._cache.get((vertical, platform), fresh=fresh)
+        await self._report(resolution, shared)
         self._served(resolution, cache, time.perf_counter() - started)
         return resolution.config
 
@@ -160,11 +191,32 @@ class Resolver:
         """The resolver's health, as of the latest resolutions."""
         return self._health.status(database_configured=self.database is not None, breaker=self.breaker)
 
+    async def _report(self, resolution: Resolution, shared: SharedResolutions | None) -> None:
+        """Alarms: machine-wide through the store when it is in use, else in this process."""
+        if shared is not None and isinstance(self.alarms, Alarms):
+            try:
+                await shared.report(resolution, self.alarms)
+                return
+            except StoreUnavailable:
+                pass
+            except Exception:
+                _log.exception("machine-wide alarm accounting failed")
+        _notify(self._dispatch.on_resolution, resolution, "miss", 0.0)
+
     def _cooling_down(self) -> bool:
         return self.breaker is not None and self.breaker.cooling_down
 
-    async def _read(self, vertical: str, platform: Platform) -> Resolution:
-        """One fresh resolution; the cache calls it (once per vertical and platform at a time)."""
+    async def _read(
+        self, vertical: str, platform: Platform, breaker: Breaker | None = None, deadline: float | None = None
+    ) -> Resolution:
+        """One fresh resolution; the cache calls it (once per vertical and platform at a time).
+
+        Args:
+            vertical: The vertical.
+            platform: The platform.
+            breaker: The breaker to consult (the machine's decision in shared mode).
+            deadline: Seconds this read may take (the resolver's deadline by default).
+        """
         local: tuple[ConfigSource, ...] = (
             (self.last_known_good, self.snapshots) if self.last_known_good is not None else (self.snapshots,)
         )
@@ -179,8 +231,8 @@ class Resolver:
             node_names=snapshot.node_names if snapshot else DEFAULT_NODE_NAMES,
             database=self.database,
             local_sources=local,
-            breaker=self.breaker,
-            deadline_seconds=self.deadline,
+            breaker=breaker if breaker is not None else self.breaker,
+            deadline_seconds=deadline if deadline is not None else self.deadline,
             snapshot_taken_at=snapshot.taken_at if snapshot else None,
             locations=self._locations,
             backups=_backups(snapshot, vertical, platform) if snapshot else None,

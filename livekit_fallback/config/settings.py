@@ -30,7 +30,11 @@ class Settings:
         snapshot_dir: A directory searched before the packaged snapshots.
         deadline: Seconds a resolution may take in total.
         cache_dir: Where last-known-good copies are written (a per-user default when None).
-        ttl: Seconds a resolved config is reused in-process.
+        ttl: Seconds a resolved config is reused (by every process of the machine).
+        shared_state: Keep the cache, breaker, alarm dedup and last-known-good
+            copy in the machine-wide store in ``cache_dir``, shared by every
+            process of the machine (``LIVEKIT_FALLBACK_SHARED_STATE=0`` keeps
+            them in each process instead, for tests and unusual deployments).
     """
 
     supabase_url: str | None = None
@@ -39,6 +43,7 @@ class Settings:
     deadline: float = DEFAULT_DEADLINE
     cache_dir: Path | None = None
     ttl: float = DEFAULT_TTL
+    shared_state: bool = True
 
     def __post_init__(self) -> None:
         if self.supabase_url and not _valid_url(self.supabase_url):
@@ -62,7 +67,8 @@ class Settings:
 
         The variables are ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
         ``LIVEKIT_FALLBACK_SNAPSHOT_DIR``, ``LIVEKIT_FALLBACK_CACHE_DIR``,
-        ``LIVEKIT_FALLBACK_DEADLINE`` and ``LIVEKIT_FALLBACK_TTL``.
+        ``LIVEKIT_FALLBACK_DEADLINE``, ``LIVEKIT_FALLBACK_TTL`` and
+        ``LIVEKIT_FALLBACK_SHARED_STATE``.
 
         Keyword overrides that are not ``None`` win over the environment.
 
@@ -81,6 +87,7 @@ class Settings:
             "deadline": deadline,
             "cache_dir": Path(cache_dir) if cache_dir else None,
             "ttl": ttl,
+            "shared_state": _flag(env, "LIVEKIT_FALLBACK_SHARED_STATE", True),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
@@ -90,6 +97,17 @@ def snapshot_dir_from_env(env: Mapping[str, str] | None = None) -> Path | None:
     """``LIVEKIT_FALLBACK_SNAPSHOT_DIR`` as a path, or ``None`` when unset."""
     value = (os.environ if env is None else env).get("LIVEKIT_FALLBACK_SNAPSHOT_DIR", "").strip()
     return Path(value) if value else None
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {text!r}")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float) -> float:

@@ -43,6 +43,7 @@ __all__ = [
     "Plan",
     "Recovery",
     "StoredConfig",
+    "run_in_daemon_thread",
 ]
 
 STATE_FILE = "state.sqlite3"
@@ -171,6 +172,10 @@ class Recovery:
     resolutions: int
 
 
+def _STOP() -> None:
+    """Marks the end of a worker's queue."""
+
+
 class _Worker:
     """One daemon thread that owns the SQLite connection.
 
@@ -187,6 +192,10 @@ class _Worker:
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
+    def close(self) -> None:
+        """Let the thread end once its queued jobs are done."""
+        self._jobs.put((_STOP, concurrent.futures.Future()))
+
     def submit(self, job: Callable[[], _T]) -> concurrent.futures.Future[_T]:
         future: concurrent.futures.Future[_T] = concurrent.futures.Future()
         self._jobs.put((job, future))  # type: ignore[arg-type]
@@ -195,6 +204,8 @@ class _Worker:
     def _loop(self) -> None:
         while True:
             job, future = self._jobs.get()
+            if job is _STOP:
+                return
             if not future.set_running_or_notify_cancel():
                 continue
             self.busy_since = time.monotonic()
@@ -204,6 +215,25 @@ class _Worker:
                 future.set_exception(exc)
             finally:
                 self.busy_since = None
+
+
+async def run_in_daemon_thread(job: Callable[[], _T], timeout: float) -> _T:
+    """Run blocking I/O on a throwaway daemon thread, giving up after ``timeout`` seconds.
+
+    For reads that could hang in the kernel (a FIFO, a hung network file
+    system): the caller stops waiting, and the stuck thread cannot keep the
+    process from exiting.
+
+    Raises:
+        TimeoutError: The job did not finish in time.
+    """
+    worker = _Worker("livekit-fallback-io")
+    future = worker.submit(job)
+    worker.close()
+    return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+
+
+_STORES: dict[Path, MachineStore] = {}
 
 
 class MachineStore:
@@ -228,6 +258,15 @@ class MachineStore:
         self._conn: sqlite3.Connection | None = None
         self._unusable_until = 0.0
         self._problem: str | None = None
+
+    @classmethod
+    def for_directory(cls, directory: Path | str) -> MachineStore:
+        """The process's one store for a cache directory (one connection and thread per process)."""
+        path = Path(directory).absolute()
+        store = _STORES.get(path)
+        if store is None:
+            store = _STORES[path] = cls(path)
+        return store
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -27,7 +27,13 @@ from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Sour
 from ..names import check_vertical
 from .base import Failure, FetchRequest, Found, Outcome
 
-__all__ = ["CACHE_SCHEMA_VERSION", "LastKnownGoodCache", "default_cache_dir"]
+__all__ = [
+    "CACHE_SCHEMA_VERSION",
+    "LastKnownGoodCache",
+    "component_from_copy",
+    "component_to_copy",
+    "default_cache_dir",
+]
 
 CACHE_SCHEMA_VERSION = 1
 """Cache file format written by this version; newer files are skipped."""
@@ -100,7 +106,7 @@ class LastKnownGoodCache:
                 outcomes[key] = Failure(Reason.MISSING_ROW, f"last-known-good copy lacks {key}", str(path))
                 continue
             try:
-                value = _component(key, entry["value"], request)
+                value = component_from_copy(key, entry["value"], request)
                 read_at = datetime.fromisoformat(entry["read_at"])
                 if read_at.tzinfo is None:  # written by hand or another tool: read as UTC
                     read_at = read_at.replace(tzinfo=timezone.utc)
@@ -117,6 +123,15 @@ class LastKnownGoodCache:
                 continue
             outcomes[key] = Found(value, read_at, str(path))
         return outcomes
+
+    def read_components(self, vertical: str, platform: str) -> dict[str, Any]:
+        """The components of one vertical's copy, as stored (blocking file I/O; run it off the loop).
+
+        Raises:
+            FileNotFoundError: There is no copy.
+            CacheFileError: The copy cannot be used.
+        """
+        return self._read(self.path(vertical, platform))
 
     def _read(self, path: Path) -> dict[str, Any]:
         try:
@@ -168,7 +183,7 @@ class LastKnownGoodCache:
             components = dict(existing)
             for key, prov in fresh.items():
                 read_at = (prov.taken_at or config.resolved_at).isoformat()
-                components[key] = {"read_at": read_at, "value": _dump(config, key)}
+                components[key] = {"read_at": read_at, "value": component_to_copy(config, key)}
             digest = json.dumps({k: v["value"] for k, v in components.items()}, sort_keys=True)
             loop = asyncio.get_running_loop()
             last = self._written.get(str(path))
@@ -187,7 +202,8 @@ class LastKnownGoodCache:
             return True
 
 
-def _dump(config: AgentConfig, key: str) -> Any:
+def component_to_copy(config: AgentConfig, key: str) -> Any:
+    """One component of a config as the JSON-ready value a last-known-good copy keeps."""
     component = ComponentKey.parse(key)
     if component.kind == "theme":
         return config.theme.model_dump(mode="json")
@@ -196,7 +212,13 @@ def _dump(config: AgentConfig, key: str) -> Any:
     return getattr(config.models, component.model_kind).model_dump(mode="json")
 
 
-def _component(key: str, value: Any, request: FetchRequest) -> Theme | Node | ModelChoice:
+def component_from_copy(key: str, value: Any, request: FetchRequest) -> Theme | Node | ModelChoice:
+    """Validate one stored component again, against today's node set and the requested platform.
+
+    Raises:
+        InvalidContent: The copy is not a valid component of that key.
+        ValidationError: The copy does not fit the model.
+    """
     component = ComponentKey.parse(key)
     if component.kind == "theme":
         theme = Theme.model_validate(value)
