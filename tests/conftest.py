@@ -94,12 +94,21 @@ async def db_resolver(seeded: SeededDatabase) -> AsyncIterator[Resolver]:
         yield resolver
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own cache directory, so no machine-wide state leaks between tests."""
+    monkeypatch.setenv("LIVEKIT_FALLBACK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No SUPABASE_* or LIVEKIT_FALLBACK_* variables leak in from the developer's shell."""
+    """No SUPABASE_* or LIVEKIT_FALLBACK_* variables leak in from the developer's shell.
+
+    The test's own cache directory (set for every test) stays.
+    """
     import os
 
     for name in list(os.environ):
-        if name.startswith(("SUPABASE_", "LIVEKIT_FALLBACK_")):
+        if name.startswith(("SUPABASE_", "LIVEKIT_FALLBACK_")) and name != "LIVEKIT_FALLBACK_CACHE_DIR":
             monkeypatch.delenv(name)
     yield
