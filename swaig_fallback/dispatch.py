@@ -59,7 +59,7 @@ async def handle_swaig(state: ServerState, payload: Any) -> tuple[int, dict[str,
         call = parse_swaig_call(payload)
     except BadSwaigRequest as exc:
         function = payload.get("function") if isinstance(payload, dict) else None
-        if not isinstance(function, str) or not _NAME.match(function):
+        if not isinstance(function, str) or not _NAME.fullmatch(function):
             SWAIG_CALLS.labels("unknown", "bad_request").inc()
             return 400, {"error": str(exc)}
         label = function if registry is not None and function in registry else "unknown"

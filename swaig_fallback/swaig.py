@@ -82,7 +82,7 @@ def parse_swaig_call(payload: Any) -> SwaigCall:
     if "function" not in payload:
         raise BadSwaigRequest("missing 'function'")
     function = payload["function"]
-    if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
+    if not isinstance(function, str) or not _FUNCTION_NAME.fullmatch(function):
         raise BadSwaigRequest("'function' must be a function name string")
     global_data = payload.get("global_data")
     if global_data is None:
