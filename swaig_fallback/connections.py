@@ -38,8 +38,11 @@ DEFAULT_IDLE_TIMEOUT = 15.0
 DEFAULT_MAX_CONNECTIONS = 512
 """Most connections open at once (lowered to fit the process's file limit)."""
 
-FD_RESERVE = 64
-"""File descriptors kept free for the database client, the cache and logs."""
+BACKLOG = 100
+"""Listen backlog; asyncio also accepts up to this many connections in one go."""
+
+FD_RESERVE = 64 + BACKLOG
+"""File descriptors kept free: a burst of accepts before the cap applies, the database client, cache and logs."""
 
 _BUSY_BODY = json.dumps({"error": "server busy: too many open connections"}).encode()
 _BUSY = (
@@ -76,9 +79,17 @@ class _JsonErrors(RequestHandler):
         response.force_close()
         return response
 
+    limits: ConnectionLimits | None = None
+
     def idle(self) -> bool:
-        """True while waiting for a request (nothing in progress)."""
-        return not getattr(self, "_request_in_progress", False)
+        """True while connected and waiting for a request (nothing in progress)."""
+        return self.transport is not None and not getattr(self, "_request_in_progress", False)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Free this connection's place under the cap."""
+        if self.limits is not None:
+            self.limits.release(self)
+        super().connection_lost(exc)
 
 
 class _Refuse(asyncio.Protocol):
@@ -98,17 +109,25 @@ class ConnectionLimits:
         self._args = handler_args
         self.cap = effective_cap(max_connections)
         self.refused = 0
+        self._open: dict[_JsonErrors, None] = {}  # arrival order: the first idle one is the oldest
 
     def __call__(self) -> asyncio.Protocol:
         """A handler for a new connection, after making room (or a refusal when there is none)."""
-        connections = self._server.connections
-        if len(connections) >= self.cap:
-            idle = [h for h in connections if isinstance(h, _JsonErrors) and h.idle()]
-            if not idle:
+        if len(self._open) >= self.cap:
+            oldest = next((h for h in self._open if h.idle()), None)
+            if oldest is None:
                 self.refused += 1
                 return _Refuse()
-            idle[0].force_close()  # the oldest: the server keeps connections in arrival order
-        return _JsonErrors(self._server, loop=asyncio.get_running_loop(), **self._args)
+            self.release(oldest)
+            oldest.force_close()
+        handler = _JsonErrors(self._server, loop=asyncio.get_running_loop(), **self._args)
+        handler.limits = self
+        self._open[handler] = None
+        return handler
+
+    def release(self, handler: _JsonErrors) -> None:
+        """Forget a connection that closed or is being closed."""
+        self._open.pop(handler, None)
 
 
 async def serve_limited(
@@ -131,5 +150,5 @@ async def serve_limited(
     assert runner.server is not None
     factory = ConnectionLimits(runner.server, {**handler_args, "access_log_class": AccessLogger}, max_connections)
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(factory, host, port, backlog=128, reuse_address=True)
+    listener = await loop.create_server(factory, host, port, backlog=BACKLOG, reuse_address=True)
     return runner, listener
