@@ -19,6 +19,7 @@ from pathlib import Path
 from livekit_fallback.commands.resolve import add_resolution_options, settings_from_args
 from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.errors import ToolsImportError
+from livekit_fallback.log import protect_secrets
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import InsecureServerError, credentials_from_env
@@ -197,7 +198,9 @@ async def run_serve(args: argparse.Namespace) -> int:
         credentials = credentials_from_env()
     except (ToolsImportError, InsecureServerError) as exc:
         return _fail(str(exc))
-    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+    settings = settings_from_args(args)
+    protect_secrets(settings.supabase_key, credentials.password if credentials else None)
+    async with Resolver.from_settings(settings) as resolver:
         try:
             app = create_app(
                 resolver,
