@@ -6,9 +6,17 @@ LiveKit session's ``userdata``, or the SWAIG call's state), so they set the
 flags that ``step_criteria_lk`` reads (``verified``, ``qualified``,
 ``quote_presented``, ``ready_to_book``, ``objection_handled``,
 ``appointment_booked``, ``wrong_person``). They are deterministic and offline:
-the lead comes from ``state["lead"]`` (a demo lead when unset), broker slots
-are computed from ``state["today"]`` (ISO date; the real date when unset), and
+the lead comes from ``state["lead"]``, broker slots are computed from
+``state["today"]`` (ISO date; the real date when unset), and
 ``search_knowledge`` searches the local ``faq.toml``.
+
+Where the lead comes from: on SignalWire, :func:`call_state` is the
+call-state hook (``serve --call-state examples.reverse_mortgage_tools:call_state``):
+it looks the caller's phone number up in :data:`LEADS` (replace it with your
+CRM) and puts the lead in the call's ``global_data``. An unknown caller, or a
+SIP/WebRTC caller with no phone number, has no lead, and verification cannot
+pass. Only a console/demo run (``state["demo_mode"] = True``, see
+:func:`demo_state`) uses :data:`DEMO_LEAD`.
 
 This module imports only ``livekit_fallback.tools``, never ``livekit``.
 """
@@ -29,7 +37,19 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["DEMO_LEAD", "FAQ_PATH", "available_slots", "build_registry", "load_faq", "search_faq"]
+__all__ = [
+    "DEMO_LEAD",
+    "DEMO_MODE_KEY",
+    "FAQ_PATH",
+    "LEADS",
+    "available_slots",
+    "build_registry",
+    "call_state",
+    "demo_state",
+    "find_lead",
+    "load_faq",
+    "search_faq",
+]
 
 FAQ_PATH = Path(__file__).with_name("faq.toml")
 DEMO_LEAD: dict[str, Any] = {
@@ -38,7 +58,26 @@ DEMO_LEAD: dict[str, Any] = {
     "property_address": "12 Oak Street, Springfield",
     "phone": "555 010 2030",
 }
-"""The lead used when the call state carries none (console demos)."""
+"""The lead of console/demo runs (only when the state has ``demo_mode``)."""
+
+DEMO_MODE_KEY = "demo_mode"
+"""State flag of console/demo runs; only then is :data:`DEMO_LEAD` used."""
+
+LEADS: dict[str, dict[str, Any]] = {
+    "15550104477": {
+        "first_name": "Walter",
+        "last_name": "Brooks",
+        "property_address": "48 Birch Lane, Fairview",
+        "phone": "+1 555 010 4477",
+    },
+    "15550108812": {
+        "first_name": "Rosa",
+        "last_name": "Alvarez",
+        "property_address": "7 Harbor View Drive, Lakeside",
+        "phone": "+1 555 010 8812",
+    },
+}
+"""Example lead records keyed by the phone number's digits (with country code); stands in for a CRM."""
 
 State = MutableMapping[str, Any]
 _WORD = re.compile(r"[a-z0-9]+")
@@ -49,12 +88,45 @@ def _words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-def _lead(state: State) -> dict[str, Any]:
+def _lead(state: State) -> dict[str, Any] | None:
+    """The call's lead; the demo lead only in demo mode; ``None`` for an unknown caller."""
     lead = state.get("lead")
-    if not isinstance(lead, dict):
-        lead = dict(DEMO_LEAD)
-        state["lead"] = lead
-    return lead
+    if isinstance(lead, dict) and lead:
+        return lead
+    if state.get(DEMO_MODE_KEY) is True:
+        state["lead"] = dict(DEMO_LEAD)
+        return state["lead"]  # type: ignore[no-any-return]
+    return None
+
+
+def demo_state() -> dict[str, Any]:
+    """The initial state of a console/demo run: the demo lead, flagged as a demo."""
+    return {DEMO_MODE_KEY: True, "lead": dict(DEMO_LEAD)}
+
+
+def find_lead(phone: str | None) -> dict[str, Any] | None:
+    """The lead record for a phone number (any formatting; a 10-digit number is read as +1), or ``None``."""
+    if not phone:
+        return None
+    digits = "".join(c for c in phone if c.isdigit())
+    if len(digits) == 10:
+        digits = "1" + digits
+    lead = LEADS.get(digits)
+    return dict(lead) if lead else None
+
+
+def call_state(call: Any) -> dict[str, Any]:
+    """Call-state hook: the call's initial ``global_data`` from what SignalWire posts for it.
+
+    ``call`` is a :class:`swaig_fallback.CallInfo`; its ``caller_phone`` is the
+    other party's phone number (``None`` for SIP and WebRTC addresses). A known
+    number gives ``{"lead": {...}}``; an unknown caller gets no lead.
+    """
+    lead = find_lead(getattr(call, "caller_phone", None))
+    data: dict[str, Any] = {"call_direction": getattr(call, "direction", None) or "unknown"}
+    if lead is not None:
+        data["lead"] = lead
+    return data
 
 
 def load_faq(path: Path = FAQ_PATH) -> list[dict[str, Any]]:
@@ -113,6 +185,12 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
     def verify_caller_identity(args: dict[str, Any], state: State) -> str:
         lead = _lead(state)
         state["verify_attempts"] = int(state.get("verify_attempts") or 0) + 1
+        if lead is None:
+            state["verified"] = False
+            return (
+                "Not verified: there is no lead record for this caller, so identity cannot be confirmed. "
+                "Do not share account details; offer to take their details for a broker call-back."
+            )
         name_ok = str(lead["last_name"]).lower() in _words(args["full_name"])
         street = _words(str(lead["property_address"]).split(",")[0])
         address_ok = street <= _words(args["property_address"])
@@ -141,7 +219,10 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
     def update_lead_info(args: dict[str, Any], state: State) -> str:
         if not args:
             return "Nothing to update: pass at least one field."
-        _lead(state).update(args)
+        lead = _lead(state)
+        if lead is None:
+            lead = state["lead"] = {}
+        lead.update(args)
         return f"Saved {', '.join(sorted(args))}."
 
     @registry.tool(

@@ -7,10 +7,20 @@ reports health and metrics.
 """
 
 from .auth import Credentials, InsecureServerError, credentials_from_env
+from .calls import CallInfo, CallStateHook, initial_global_data
 from .parameters import SwaigSchemaError, swaig_parameters
 from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, PATHS, create_app, run_server
 from .swaig import FALLBACK_RESPONSE, NEXT_NODE_KEY, BadSwaigRequest, SwaigCall, parse_swaig_call, swaig_reply
-from .swml import DEFAULT_CONTEXT, DEFAULT_LANGUAGE, CallerContext, Language, build_swml, config_tool_names
+from .swml import (
+    DEFAULT_CONTEXT,
+    DEFAULT_LANGUAGE,
+    HANGUP_FUNCTION,
+    NODE_KEY,
+    CallerContext,
+    Language,
+    build_swml,
+    config_tool_names,
+)
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -18,9 +28,13 @@ __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_VERTICAL",
     "FALLBACK_RESPONSE",
+    "HANGUP_FUNCTION",
     "NEXT_NODE_KEY",
+    "NODE_KEY",
     "PATHS",
     "BadSwaigRequest",
+    "CallInfo",
+    "CallStateHook",
     "CallerContext",
     "Credentials",
     "InsecureServerError",
@@ -31,6 +45,7 @@ __all__ = [
     "config_tool_names",
     "create_app",
     "credentials_from_env",
+    "initial_global_data",
     "parse_swaig_call",
     "run_server",
     "swaig_parameters",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from livekit_fallback.errors import InsecureServerError
+from livekit_fallback.log import log_safe
 from livekit_fallback.log import swaig_logger as logger
 
 __all__ = ["Credentials", "InsecureServerError", "auth_middleware", "credentials_from_env"]
@@ -100,7 +101,10 @@ def auth_middleware(
         if credentials.matches(request.headers.get("Authorization")):
             return await handler(request)
         logger.warning(
-            "Rejected %s %s from %s: missing or wrong basic auth", request.method, request.path, request.remote
+            "Rejected %s %s from %s: missing or wrong basic auth",
+            log_safe(request.method, 16),
+            log_safe(request.path),
+            log_safe(request.remote, 64),
         )
         return web.json_response(
             {"error": "authentication required"},

@@ -4,20 +4,108 @@ aiohttp answers routing errors (404, 405) and oversized bodies (413) with
 plain text; :func:`error_middleware` turns those into ``{"error": ...}`` and
 turns any unexpected exception into a logged 500, so one bad request never
 affects another.
+
+:func:`loads` is the only JSON decoder for request data: it checks the
+nesting depth before parsing (so no depth can exhaust the parser's stack)
+and rejects ``NaN``, ``Infinity`` and numbers outside the range JSON peers
+can represent, so nothing non-finite reaches a tool or ``set_global_data``.
+Error messages quote at most :data:`EXCERPT` characters of the input.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from livekit_fallback.errors import BadBody
+from livekit_fallback.log import log_safe
 from livekit_fallback.log import swaig_logger as logger
 
-__all__ = ["BadBody", "error_middleware", "error_reply", "read_json"]
+__all__ = ["EXCERPT", "MAX_DEPTH", "BadBody", "error_middleware", "error_reply", "excerpt", "loads", "read_json"]
+
+MAX_DEPTH = 64
+"""Deepest nesting of arrays and objects accepted in request JSON."""
+
+MAX_INTEGER = 2**63
+"""Integers must lie strictly between minus and plus this."""
+
+EXCERPT = 60
+"""Most characters of caller input an error message quotes."""
+
+BODY_TIMEOUT = 10.0
+"""Seconds a client may take to send a request body."""
+
+
+def excerpt(value: object, limit: int = EXCERPT) -> str:
+    """A short, one-line, escaped excerpt of untrusted input for error messages."""
+    return log_safe(value, limit)
+
+
+def _depth_ok(text: str | bytes, limit: int) -> bool:
+    """True when the JSON text nests arrays/objects at most ``limit`` deep (strings are skipped)."""
+    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    depth = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return False
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return True
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {excerpt(text, 24)}")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 20:
+        raise ValueError(f"number out of range: {excerpt(text, 24)}")
+    value = int(text)
+    if not -MAX_INTEGER < value < MAX_INTEGER:
+        raise ValueError(f"number out of range: {excerpt(text, 24)}")
+    return value
+
+
+def loads(text: str | bytes, *, what: str = "request body", max_depth: int = MAX_DEPTH) -> Any:
+    """Decode untrusted JSON with bounded depth and finite, in-range numbers.
+
+    Raises:
+        ValueError: Not JSON, nested deeper than ``max_depth``, or holding
+            ``NaN``, ``Infinity`` or an out-of-range number; the message names
+            ``what`` and never quotes more than a short excerpt.
+    """
+    if not _depth_ok(text, max_depth):
+        raise ValueError(f"{what} is nested too deeply")
+    try:
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_float, parse_int=_int)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} is not UTF-8") from None
+    except ValueError as exc:
+        if str(exc).startswith("number out of range"):
+            raise ValueError(f"{what} holds a number out of range") from None
+        raise ValueError(f"{what} is not valid JSON") from None
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -41,19 +129,19 @@ async def read_json(request: web.Request, *, limit: int, required: bool) -> Any:
     if request.content_length is not None and request.content_length > limit:
         raise BadBody(413, f"request body larger than {limit} bytes")
     try:
-        body = await request.read()
+        body = await asyncio.wait_for(request.read(), BODY_TIMEOUT)
     except web.HTTPRequestEntityTooLarge:
         raise BadBody(413, f"request body larger than {limit} bytes") from None
+    except asyncio.TimeoutError:
+        raise BadBody(408, f"request body not received within {BODY_TIMEOUT:.0f} s") from None
     if not body.strip():
         if required:
             raise BadBody(400, "request body is empty; expected a JSON object")
         return None
     try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):
-        raise BadBody(400, "request body is not valid JSON") from None
-    except RecursionError:
-        raise BadBody(400, "request body is nested too deeply") from None
+        return loads(body)
+    except ValueError as exc:
+        raise BadBody(400, str(exc)) from None
 
 
 def _reject_constant(name: str) -> None:
@@ -78,7 +166,9 @@ def error_middleware(max_body: int) -> Callable[..., Awaitable[web.StreamRespons
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return error_reply(exc.status, exc.reason.lower(), **allow)
         except Exception:
-            logger.error("Unhandled error serving %s %s", request.method, request.path, exc_info=True)
+            logger.error(
+                "Unhandled error serving %s %s", log_safe(request.method, 16), log_safe(request.path), exc_info=True
+            )
             return error_reply(500, "internal error")
 
     return json_errors

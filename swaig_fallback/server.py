@@ -12,32 +12,53 @@ Routes:
 ``/swml`` and ``/swaig`` require basic auth; ``/healthz`` and ``/metrics`` are
 public so probes and scrapers need no secret. Every error is a JSON
 ``{"error": ...}``; no request can take the server down.
+
+The SWML's webhook URL carries the basic-auth credentials, so its base never
+comes from an untrusted header: a server bound to a non-loopback address
+requires ``public_url`` (https unless ``allow_http``); on loopback, without
+one, it is ``http://`` plus the request's Host header, which must be a plain
+host name or IP address with an optional port (anything else gets 400).
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
 from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver
+from livekit_fallback.log import log_safe, protect_secrets
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import CONTENT_TYPE, SWML_DOCUMENTS, render
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import Credentials, InsecureServerError, auth_middleware
 from .bodies import error_middleware, error_reply, read_json
+from .calls import CallInfo, CallStateHook, initial_global_data
+from .connections import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, serve_limited
 from .dispatch import handle_swaig
 from .parameters import swaig_parameters
-from .swml import DEFAULT_LANGUAGE, CallerContext, Language, build_swml
+from .state import STATE, ServerState, state_of
+from .swml import DEFAULT_LANGUAGE, HANGUP_FUNCTION, CallerContext, Language, build_swml
 
-__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_VERTICAL", "PATHS", "ServerState", "create_app", "run_server", "state_of"]
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_VERTICAL",
+    "PATHS",
+    "ServerState",
+    "create_app",
+    "is_loopback",
+    "run_server",
+    "state_of",
+]
 
 
 DEFAULT_VERTICAL = "reverse_mortgage"
@@ -48,37 +69,9 @@ PATHS = {"swml": "/swml", "swaig": "/swaig", "health": "/healthz", "metrics": "/
 PUBLIC_PATHS = frozenset({PATHS["health"], PATHS["metrics"]})
 
 
-@dataclass(frozen=True)
-class ServerState:
-    """What the handlers share; stored on the app under :data:`STATE`.
-
-    Attributes:
-        resolver: Resolves the config per request.
-        registry: Tools served at ``/swaig`` (``None``: none; SWML declares generic functions).
-        credentials: Required basic auth (``None`` only for a local-only server).
-        vertical: The business vertical served.
-        max_body: Largest accepted body in bytes.
-        public_url: Base URL SignalWire reaches this server at (``None``: taken from the request).
-        tool_timeout: Seconds a tool may run before a graceful reply is sent instead.
-        language: The call language for the SWML ``languages`` entry.
-    """
-
-    resolver: Resolver
-    registry: ToolRegistry | None
-    credentials: Credentials | None
-    vertical: str
-    max_body: int
-    public_url: str | None
-    tool_timeout: float
-    language: Language
-
-
-STATE: web.AppKey[ServerState] = web.AppKey("swaig_state", ServerState)
-
-
-def state_of(app: web.Application) -> ServerState:
-    """The :class:`ServerState` of an app made by :func:`create_app`."""
-    return app[STATE]
+_HOST = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$"
+)
 
 
 def create_app(
@@ -93,6 +86,8 @@ def create_app(
     public_url: str | None = None,
     tool_timeout: float = 10.0,
     language: Language = DEFAULT_LANGUAGE,
+    call_state: CallStateHook | None = None,
+    allow_http: bool = False,
 ) -> web.Application:
     """Build the webhook application.
 
@@ -109,12 +104,18 @@ def create_app(
             SWML's webhook URL is this plus ``/swaig`` with the credentials.
         tool_timeout: Seconds a tool may run.
         language: Language name and code for the SWML document.
+        call_state: Call-state hook (sync or async) giving each call's
+            initial ``global_data`` from what SignalWire posts for the call.
+        allow_http: Accept an ``http://`` ``public_url`` (the credentials in
+            the webhook URL then travel in clear text).
 
     Raises:
         InsecureServerError: No credentials and ``local_only`` is false, or
             only one of user name and password is given.
         SwaigSchemaError: A registry tool's schema cannot be declared in SWML.
-        ValueError: ``public_url`` is not an http(s) URL.
+        ValueError: ``public_url`` is not an http(s) URL with a host, or is
+            ``http://`` without ``allow_http``, or a registry tool is named
+            like the built-in hangup function.
     """
     credentials = None
     if username or password:
@@ -124,13 +125,23 @@ def create_app(
             "refusing to start without basic-auth credentials: set SWAIG_USERNAME and SWAIG_PASSWORD, "
             "or mark the server local-only"
         )
-    if public_url is not None and urlsplit(public_url).scheme not in ("http", "https"):
-        raise ValueError("public_url must be an http(s) URL")
+    if public_url is not None:
+        parts = urlsplit(public_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("public_url must be an http(s) URL with a host and no query")
+        if parts.scheme == "http" and not allow_http:
+            raise ValueError("public_url must be https (the webhook URL carries the credentials); or allow http")
+    if credentials is not None:
+        protect_secrets(credentials.password)
+    if registry is not None and HANGUP_FUNCTION in registry:
+        raise ValueError(f"tool name {HANGUP_FUNCTION!r} is the built-in hangup function")
     for spec in registry or ():
         swaig_parameters(spec.parameters, tool=spec.name)  # fail at start, not on every call
     middlewares = [error_middleware(max_body), auth_middleware(credentials, PUBLIC_PATHS)]
     app = web.Application(client_max_size=max_body, middlewares=middlewares)
-    app[STATE] = ServerState(resolver, registry, credentials, vertical, max_body, public_url, tool_timeout, language)
+    app[STATE] = ServerState(
+        resolver, registry, credentials, vertical, max_body, public_url, tool_timeout, language, call_state
+    )
     app.router.add_route("GET", PATHS["swml"], _swml)
     app.router.add_route("POST", PATHS["swml"], _swml)
     app.router.add_post(PATHS["swaig"], _swaig)
@@ -142,7 +153,11 @@ def create_app(
 async def _swml(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     body = await read_json(request, limit=state.max_body, required=False) if request.method == "POST" else None
-    caller = _caller(request, body)
+    webhook_url = _webhook_url(request, state)
+    if webhook_url is None:
+        logger.warning("Refused /swml: Host header %s is not a host name", log_safe(request.headers.get("Host"), 80))
+        return error_reply(400, "bad Host header; start the server with a public URL")
+    call = CallInfo.from_request(body, request.query)
     try:
         config = await state.resolver.resolve(state.vertical, "signalwire")
     except ConfigUnavailableError as exc:
@@ -158,37 +173,38 @@ async def _swml(request: web.Request) -> web.StreamResponse:
                 state.vertical,
                 sorted(set(missing)),
             )
+    try:
+        global_data = await initial_global_data(state.call_state, call)
+    except Exception:
+        SWML_DOCUMENTS.labels("unavailable").inc()
+        logger.error(
+            "The call-state hook failed for call %s; no SWML served", log_safe(call.call_id, 64), exc_info=True
+        )
+        return error_reply(503, "call state unavailable")
     doc = build_swml(
         config,
-        webhook_url=_webhook_url(request, state),
+        webhook_url=webhook_url,
         registry=registry,
-        caller=caller,
+        caller=CallerContext.of_call(call),
         language=state.language,
         missing_tools="omit",
+        global_data=global_data,
     )
     SWML_DOCUMENTS.labels("degraded" if config.is_degraded else "ok").inc()
     headers = {"X-Config-Degraded": str(len(config.degraded))}
     return web.json_response(doc, headers=headers)
 
 
-def _caller(request: web.Request, body: Any) -> CallerContext:
-    call = body.get("call") if isinstance(body, dict) else None
-    call = call if isinstance(call, dict) else {}
-    phone = call.get("to") if call.get("direction") == "outbound" else call.get("from")
-    return CallerContext.clean(
-        request.query.get("caller_name"),
-        request.query.get("caller_phone") or (phone if isinstance(phone, str) else None),
-    )
-
-
-def _webhook_url(request: web.Request, state: ServerState) -> str:
+def _webhook_url(request: web.Request, state: ServerState) -> str | None:
+    """The SWAIG URL with the credentials; ``None`` when a request-derived host is not a plain host."""
     if state.public_url:
         base = urlsplit(state.public_url)
         scheme, host, prefix = base.scheme, base.netloc.rpartition("@")[2], base.path.rstrip("/")
     else:
-        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-        scheme = forwarded if forwarded in ("http", "https") else request.scheme
-        host, prefix = request.host, ""
+        host = request.headers.get("Host", "")
+        if not _HOST.match(host):
+            return None
+        scheme, prefix = "http", ""
     if state.credentials is not None:
         user = quote(state.credentials.username, safe="")
         host = f"{user}:{quote(state.credentials.password, safe='')}@{host}"
@@ -208,32 +224,12 @@ async def _health(request: web.Request) -> web.StreamResponse:
     try:
         config = await state.resolver.resolve(state.vertical, "signalwire")
     except ConfigUnavailableError:
-        return web.json_response({**base, "status": "unavailable", "database": _database_health(state)}, status=503)
-    degraded = {
-        key: {"source": prov.source.value, "reason": prov.reason.value if prov.reason else None}
-        for key, prov in config.degraded.items()
-    }
-    status = "degraded" if degraded else "ok"
+        report = state.resolver.status().to_json(public=True, unavailable=True)
+        return web.json_response({**base, **report}, status=503)
+    # The health record in the one shape every health report uses (public: no error details).
     return web.json_response(
-        {
-            **base,
-            "status": status,
-            "database": _database_health(state),
-            "components": len(config.provenance),
-            "degraded": degraded,
-        }
+        {**base, **state.resolver.status().to_json(public=True), "components": len(config.provenance)}
     )
-
-
-def _database_health(state: ServerState) -> dict[str, Any]:
-    """Database facts from the resolver's status, without error details (the endpoint is public)."""
-    status = state.resolver.status()
-    return {
-        "configured": status.database_configured,
-        "reachable": status.database_reachable,
-        "since": status.since.isoformat() if status.since else None,
-        "breaker": status.breaker,
-    }
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
@@ -250,7 +246,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def run_server(app: web.Application, *, host: str, port: int, ready: Callable[[int], None] | None = None) -> None:
+async def run_server(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    ready: Callable[[int], None] | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> None:
     """Serve ``app`` until cancelled, SIGINT or SIGTERM, then shut down cleanly.
 
     Args:
@@ -258,15 +262,24 @@ async def run_server(app: web.Application, *, host: str, port: int, ready: Calla
         host: Address to bind.
         port: Port to bind (0 picks a free one).
         ready: Called with the bound port once listening.
+        idle_timeout: Seconds a connection may wait without a complete
+            request (idle, or half sent) before it is closed.
+        max_connections: Most connections open at once (lowered to fit the
+            process's file limit); see :mod:`swaig_fallback.connections`.
 
     Raises:
         InsecureServerError: The app has no credentials and ``host`` is not a
-            loopback address.
+            loopback address, or ``host`` is not loopback and the app has no
+            public URL (the webhook URL would come from a request header).
     """
-    if app[STATE].credentials is None and not is_loopback(host):
+    state = app[STATE]
+    if state.credentials is None and not is_loopback(host):
         raise InsecureServerError(f"a server without credentials may only bind loopback addresses, not {host!r}")
-    runner = web.AppRunner(app)
-    await runner.setup()
+    if state.public_url is None and not is_loopback(host):
+        raise InsecureServerError(
+            f"binding {host!r} needs a public URL: the webhook URL carries the credentials and must not "
+            "be built from a request's Host header"
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     handled = []
@@ -276,15 +289,18 @@ async def run_server(app: web.Application, *, host: str, port: int, ready: Calla
             handled.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
+    runner, listener = await serve_limited(
+        app, host=host, port=port, idle_timeout=idle_timeout, max_connections=max_connections
+    )
     try:
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0][1] if runner.addresses else port
-        logger.info("SWAIG server for %s listening on %s:%s", app[STATE].vertical, host, bound)
+        sockets = listener.sockets
+        bound = sockets[0].getsockname()[1] if sockets else port
+        logger.info("SWAIG server for %s listening on %s:%s", state.vertical, host, bound)
         if ready is not None:
             ready(bound)
         await stop.wait()
     finally:
         for sig in handled:
             loop.remove_signal_handler(sig)
+        listener.close()
         await runner.cleanup()

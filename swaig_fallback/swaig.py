@@ -9,12 +9,19 @@ Routing: a tool asks for a node change by setting the state key
 :data:`NEXT_NODE_KEY` (``state["next_node"] = "book"``, or
 ``ToolResult(..., state={"next_node": "book"})``); a ``next_node`` attribute
 on the result is honoured too. The reply then carries
-``{"change_context": "<node>"}``. The key is never stored in ``global_data``.
+``{"change_context": "<node>"}`` and records the node in ``global_data``
+(:data:`~swaig_fallback.swml.NODE_KEY`), but only when the target is one of
+the current node's ``valid_contexts``: SignalWire lets a webhook's
+``change_context`` bypass ``valid_contexts``, so the webhook enforces the
+graph itself, as the LiveKit side does. A refused move leaves the call where
+it is and the reply tells the model so. The routing key is never stored in
+``global_data``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +30,13 @@ from livekit_fallback.config.names import TOOL_NAME
 from livekit_fallback.errors import BadSwaigRequest
 from livekit_fallback.tools import NEXT_NODE_KEY, ToolResult
 
+from .bodies import excerpt, loads
+from .swml import NODE_KEY
+
 __all__ = [
     "FALLBACK_RESPONSE",
     "NEXT_NODE_KEY",
+    "refused_move_response",
     "BadSwaigRequest",
     "SwaigCall",
     "parse_swaig_call",
@@ -71,7 +82,7 @@ def parse_swaig_call(payload: Any) -> SwaigCall:
     if "function" not in payload:
         raise BadSwaigRequest("missing 'function'")
     function = payload["function"]
-    if not isinstance(function, str) or not _FUNCTION_NAME.match(function):
+    if not isinstance(function, str) or not _FUNCTION_NAME.fullmatch(function):
         raise BadSwaigRequest("'function' must be a function name string")
     global_data = payload.get("global_data")
     if global_data is None:
@@ -83,7 +94,7 @@ def parse_swaig_call(payload: Any) -> SwaigCall:
         function=function,
         arguments=_arguments(payload.get("argument")),
         global_data=global_data,
-        call_id=call_id if isinstance(call_id, str) else None,
+        call_id=call_id[:128] if isinstance(call_id, str) else None,
     )
 
 
@@ -105,9 +116,9 @@ def _arguments(argument: Any) -> Any:
     if not isinstance(raw, str):
         raise BadSwaigRequest(f"'argument.raw' must be a string, got {_json_type(raw)}")
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise BadSwaigRequest("'argument.raw' is not valid JSON") from None
+        return loads(raw, what="'argument.raw'")
+    except ValueError as exc:
+        raise BadSwaigRequest(str(exc)) from None
 
 
 def _json_type(value: Any) -> str:
@@ -115,32 +126,47 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
+def refused_move_response(response: str, target: object) -> str:
+    """The tool's reply with a note that its move to ``target`` was refused."""
+    return (
+        f"{response}\n(Routing note: moving to {excerpt(target, 40)!r} is not allowed from the current step; "
+        "the call stays in the current step.)"
+    )
+
+
 def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[str, Any], str | None]:
     """Build the webhook reply for a tool's result.
 
     Args:
         result: What the tool returned.
-        contexts: Context names that exist in the SWML document; a routing
-            target outside them is not sent (it would strand the call).
+        contexts: The contexts the call may move to from where it is (the
+            current node's ``valid_contexts``); any other routing target is
+            refused.
 
     Returns:
         The reply (``{"response": ..., "action": [...]}``; ``action`` only
-        when there is one) and the rejected routing target, if any.
+        when there is one) and the refused routing target, if any.
     """
-    state = {k: _jsonable(v) for k, v in result.state.items() if k != NEXT_NODE_KEY}
+    state = {k: _jsonable(v) for k, v in result.state.items() if k not in (NEXT_NODE_KEY, NODE_KEY)}
     target = result.state.get(NEXT_NODE_KEY)
     actions: list[dict[str, Any]] = []
+    rejected = None
+    response = result.response
+    moved = None
+    if target:
+        if isinstance(target, str) and target in contexts:
+            moved = target
+            state[NODE_KEY] = target
+        else:
+            rejected = excerpt(target, 80)
+            response = refused_move_response(response, target)
     if state:
         actions.append({"set_global_data": state})
     if result.removed:
-        actions.append({"unset_global_data": list(result.removed)})
-    rejected = None
-    if target:
-        if isinstance(target, str) and target in contexts:
-            actions.append({"change_context": target})
-        else:
-            rejected = str(target)
-    reply: dict[str, Any] = {"response": result.response}
+        actions.append({"unset_global_data": [k for k in result.removed if k != NODE_KEY]})
+    if moved is not None:
+        actions.append({"change_context": moved})
+    reply: dict[str, Any] = {"response": response}
     if result.end_call:
         actions.append({"hangup": True})
         reply["post_process"] = True
@@ -150,4 +176,15 @@ def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """A JSON-safe copy: unknown objects as text, non-finite numbers as ``None``."""
+    return _finite(json.loads(json.dumps(value, default=str)))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

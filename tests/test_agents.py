@@ -113,7 +113,7 @@ async def test_unmet_criteria_keep_agent_in_place_and_say_why(config) -> None:
             "Great, a few quick questions now.",
         ]
     )
-    async with AgentSession(llm=fake, userdata={}) as session:
+    async with AgentSession(llm=fake, userdata={"demo_mode": True}) as session:
         await session.start(agents["verify"])
         refused = await session.run(user_input="Let's skip this part.")
         [output] = outputs(refused)

@@ -149,10 +149,13 @@ async def test_raw_arguments_are_used_when_parsed_is_empty(server: Server) -> No
 
 
 async def test_routing_tool_answers_with_context_change(server: Server) -> None:
-    """A tool that moves the call answers with change_context; the routing key is not stored as data."""
+    """A tool that moves the call answers with change_context and records the new node, not the routing key."""
     status, body, _ = await server.post("/swaig", documented_payload("mark_ready_to_book", {}))
     assert status == 200
-    assert body["action"] == [{"set_global_data": {"ready_to_book": True}}, {"change_context": "book"}]
+    assert body["action"] == [
+        {"set_global_data": {"ready_to_book": True, "current_node": "book"}},
+        {"change_context": "book"},
+    ]
 
 
 async def test_global_data_is_the_tool_state(server: Server) -> None:
@@ -198,12 +201,6 @@ async def test_malformed_authorization_header_is_401(server: Server) -> None:
         (b"[1, 2]", "request body must be a JSON object, got array"),
         (b'{"argument": {"parsed": [{}]}}', "missing 'function'"),
         (b'{"function": 42}', "'function' must be a function name string"),
-        (b'{"function": "search_knowledge", "argument": "query=x"}', "'argument' must be an object, got string"),
-        (b'{"function": "search_knowledge", "argument": {"raw": "{oops"}}', "'argument.raw' is not valid JSON"),
-        (
-            b'{"function": "search_knowledge", "argument": {"parsed": [{}]}, "global_data": [1]}',
-            "'global_data' must be an object, got array",
-        ),
     ],
     ids=[
         "not-json",
@@ -211,9 +208,6 @@ async def test_malformed_authorization_header_is_401(server: Server) -> None:
         "array",
         "no-function",
         "function-not-string",
-        "argument-string",
-        "raw-not-json",
-        "global-data-array",
     ],
 )
 async def test_malformed_requests_are_400(server: Server, body: bytes, expected: str) -> None:
@@ -222,22 +216,49 @@ async def test_malformed_requests_are_400(server: Server, body: bytes, expected:
     assert (status, reply) == (400, {"error": expected})
 
 
-async def test_wrong_argument_types_are_400(server: Server) -> None:
-    """Arguments that break the tool's schema (type, missing field, extra field) get 400 naming the field."""
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"function": "search_knowledge", "argument": "query=x"}', "'argument' must be an object, got string"),
+        (b'{"function": "search_knowledge", "argument": {"raw": "{oops"}}', "'argument.raw' is not valid JSON"),
+        (
+            b'{"function": "search_knowledge", "argument": {"parsed": [{}]}, "global_data": [1]}',
+            "'global_data' must be an object, got array",
+        ),
+    ],
+    ids=["argument-string", "raw-not-json", "global-data-array"],
+)
+async def test_malformed_call_of_a_named_function_is_200_for_the_model(
+    server: Server, body: bytes, expected: str, caplog
+) -> None:
+    """A call that names a function but is malformed gets 200 with a response naming the problem, and a WARNING."""
+    status, reply, _ = await server.post("/swaig", data=body, headers={"Content-Type": "application/json"})
+    assert status == 200 and set(reply) == {"response"}
+    assert reply["response"] == (
+        f"The call to search_knowledge was malformed ({expected}). Fix the arguments and call again."
+    )
+    assert any(r.levelno == logging.WARNING and "malformed" in r.getMessage() for r in caplog.records)
+
+
+async def test_wrong_argument_types_are_200_for_the_model(server: Server, caplog) -> None:
+    """Arguments that break the tool's schema (type, missing field, extra field) get 200 naming the field."""
     payload = documented_payload("mark_qualification_result", {"qualified": "yes"})
     status, reply, _ = await server.post("/swaig", payload)
-    assert status == 400 and reply["error"].startswith("invalid arguments: mark_qualification_result: qualified:")
-    assert "boolean" in reply["error"]
+    assert status == 200 and reply["response"].startswith("Invalid arguments: mark_qualification_result: qualified:")
+    assert "boolean" in reply["response"] and set(reply) == {"response"}
     status, reply, _ = await server.post("/swaig", documented_payload("search_knowledge", {}))
-    assert status == 400 and "'query' is a required property" in reply["error"]
+    assert status == 200 and "'query' is a required property" in reply["response"]
     status, reply, _ = await server.post("/swaig", documented_payload("search_knowledge", {"query": "a", "x": 1}))
-    assert status == 400 and "Additional properties" in reply["error"]
+    assert status == 200 and "Additional properties" in reply["response"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "invalid arguments" in r.getMessage()]
+    assert len(warnings) == 3
 
 
-async def test_unknown_function_is_404(server: Server) -> None:
-    """A function the registry does not have gets 404 with a JSON error."""
+async def test_unknown_function_is_200_not_found(server: Server, caplog) -> None:
+    """A function the registry does not have gets 200 with the SDK's 'not found' response and a WARNING."""
     status, reply, _ = await server.post("/swaig", documented_payload("transfer_to_sales", {}))
-    assert (status, reply) == (404, {"error": "unknown function 'transfer_to_sales'"})
+    assert (status, reply) == (200, {"response": "Function 'transfer_to_sales' not found"})
+    assert any(r.levelno == logging.WARNING and "transfer_to_sales" in r.getMessage() for r in caplog.records)
 
 
 async def test_oversized_body_is_413(server: Server) -> None:
@@ -283,7 +304,7 @@ async def test_bad_requests_do_not_disturb_other_calls(server: Server) -> None:
         server.post("/swaig", {}, auth=None),
     ]
     results = await asyncio.gather(*bad, *(server.post("/swaig", good) for _ in range(5)))
-    assert [r[0] for r in results[:5]] == [400, 200, 413, 404, 401]
+    assert [r[0] for r in results[:5]] == [400, 200, 413, 200, 401]
     for status, reply, _ in results[5:]:
         assert (status, reply) == (200, {"response": '["2026-12-03T10:00", "2026-12-03T14:30"]'})
 
@@ -330,7 +351,10 @@ async def test_database_outage_still_serves_valid_swml(caplog) -> None:
     report = json.loads(health)
     assert health_status == 200 and report["status"] == "degraded"
     assert report["database"] == {**report["database"], "configured": True, "reachable": False}
-    assert report["degraded"]["nodes.verify"] == {"source": "snapshot", "reason": "unreachable"}
+    assert report["degraded"]["reverse_mortgage/signalwire"]["nodes.verify"] == {
+        "source": "snapshot",
+        "reason": "unreachable",
+    }
     assert "service-key-xyz" not in health and "127.0.0.1:1" not in health
 
 
@@ -341,7 +365,10 @@ async def test_healthz_and_metrics_need_no_auth(server: Server) -> None:
     report = json.loads(text)
     assert status == 200 and report["status"] == "degraded"
     assert report["database"] == {"configured": False, "reachable": None, "since": None, "breaker": "closed"}
-    assert report["degraded"]["theme"] == {"source": "snapshot", "reason": "not_configured"}
+    assert report["degraded"]["reverse_mortgage/signalwire"]["theme"] == {
+        "source": "snapshot",
+        "reason": "not_configured",
+    }
     assert report["components"] == 13
     status, text, headers = await server.get("/metrics", auth=None)
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
@@ -376,7 +403,7 @@ async def test_local_only_server_answers_without_auth() -> None:
     doc = json.loads(text)
     assert status == 200 and swml_errors(doc) == []
     assert "@" not in ai_verb(doc)["SWAIG"]["defaults"]["web_hook_url"]
-    assert (swaig_status, reply) == (404, {"error": "unknown function 'search_knowledge'"})
+    assert (swaig_status, reply) == (200, {"response": "Function 'search_knowledge' not found"})
 
 
 def _cli_env(**extra: str) -> dict[str, str]:
@@ -536,7 +563,7 @@ async def test_odd_bodies_and_headers_get_4xx_not_500(
 
 
 def test_reply_unsets_deleted_state_and_routes() -> None:
-    """State a tool deleted is unset in global_data; a routing target that is a node becomes change_context."""
+    """State a tool deleted is unset in global_data; an allowed routing target becomes change_context and the node."""
     from livekit_fallback.tools import ToolResult
     from swaig_fallback.swaig import swaig_reply
 
@@ -548,7 +575,7 @@ def test_reply_unsets_deleted_state_and_routes() -> None:
     assert reply == {
         "response": "ok",
         "action": [
-            {"set_global_data": {"verified": True}},
+            {"set_global_data": {"verified": True, "current_node": "qualify"}},
             {"unset_global_data": ["offered_slots"]},
             {"change_context": "qualify"},
         ],

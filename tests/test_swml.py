@@ -14,7 +14,7 @@ from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.config.sources.supabase import SupabaseSource
 from livekit_fallback.tools import ToolRegistry, ToolSpec, UnknownToolsError
 from swaig_fallback import CallerContext, Language, SwaigSchemaError, build_swml, swaig_parameters
-from swaig_fallback.swml import config_tool_names
+from swaig_fallback.swml import HANGUP_FUNCTION, config_tool_names, is_closing
 from tests.support.seed import set_active_model, set_node_content
 from tests.swaig_helpers import NODE_NAMES, ai_verb, build_registry, sub_schema_errors, swml_errors
 
@@ -35,6 +35,12 @@ def registry() -> ToolRegistry:
     return build_registry()
 
 
+def _node_functions(config, name):
+    """A node's tools as its step offers them: the closing steps add the hangup function."""
+    node = config.nodes[name]
+    return [*node.tools, HANGUP_FUNCTION] if is_closing(node) else list(node.tools)
+
+
 def _steps(doc):
     contexts = ai_verb(doc)["prompt"]["contexts"]
     return {name: ctx["steps"][0] for name, ctx in contexts.items()}
@@ -45,7 +51,7 @@ async def test_snapshot_config_validates(config, registry) -> None:
     doc = build_swml(config, webhook_url=WEBHOOK, registry=registry)
     assert swml_errors(doc) == []
     assert doc["version"] == "1.0.0"
-    assert [next(iter(verb)) for verb in doc["sections"]["main"]] == ["answer", "ai"]
+    assert [next(iter(verb)) for verb in doc["sections"]["main"]] == ["answer", "ai", "hangup"]
 
 
 async def test_dead_database_config_validates(caplog) -> None:
@@ -98,19 +104,21 @@ async def test_transition_back_to_start_node_stays_valid(config, registry) -> No
 
 
 async def test_end_node_is_terminal(config, registry) -> None:
-    """The end node's step is marked end and has no valid_contexts."""
+    """The end node's step is marked end, has no valid_contexts and offers only the hangup function."""
     end = _steps(build_swml(config, webhook_url=WEBHOOK, registry=registry))["end"]
     assert end["end"] is True
     assert "valid_contexts" not in end
-    assert end["functions"] == []
+    assert end["functions"] == [HANGUP_FUNCTION]
+    assert f"call the {HANGUP_FUNCTION} function to hang up" in end["text"]
 
 
 async def test_functions_per_step_equal_node_tools(config, registry) -> None:
-    """Each step lists exactly its node's tools, as a list (never "none"), empty for none."""
+    """Each step lists exactly its node's tools (plus the hangup in closing steps), as a list, never "none"."""
     steps = _steps(build_swml(config, webhook_url=WEBHOOK, registry=registry))
     for name in NODE_NAMES:
-        assert steps[name]["functions"] == list(config.nodes[name].tools)
-    assert steps["goodbye"]["functions"] == []
+        assert steps[name]["functions"] == _node_functions(config, name)
+    assert steps["goodbye"]["functions"] == [HANGUP_FUNCTION]
+    assert steps["book"]["functions"] == list(config.nodes["book"].tools)
     assert all(isinstance(step["functions"], list) for step in steps.values())
 
 
@@ -136,8 +144,8 @@ async def test_swaig_functions_come_from_the_registry(config, registry) -> None:
     swaig = ai_verb(build_swml(config, webhook_url=WEBHOOK, registry=registry))["SWAIG"]
     assert swaig["defaults"] == {"web_hook_url": WEBHOOK}
     names = [f["function"] for f in swaig["functions"]]
-    assert names == config_tool_names(config)
-    assert len(names) == len(set(names)) == 12
+    assert names == [*config_tool_names(config), HANGUP_FUNCTION]
+    assert len(names) == len(set(names)) == 13
     assert not {"next_step", "change_context", "gather_submit"} & set(names)
     book = next(f for f in swaig["functions"] if f["function"] == "book_appointment")
     assert book["description"] == registry.get("book_appointment").description
@@ -151,7 +159,7 @@ async def test_without_registry_functions_are_generic(config) -> None:
     """With no registry, each used tool is declared with an empty object schema and the document validates."""
     doc = build_swml(config, webhook_url=WEBHOOK)
     functions = ai_verb(doc)["SWAIG"]["functions"]
-    assert [f["function"] for f in functions] == config_tool_names(config)
+    assert [f["function"] for f in functions] == [*config_tool_names(config), HANGUP_FUNCTION]
     assert all(f["parameters"] == {"type": "object", "properties": {}} for f in functions)
     assert swml_errors(doc) == []
 
@@ -347,7 +355,7 @@ async def test_example_registry_is_declarable(config) -> None:
     registry = example.build_registry()
     doc = build_swml(config, webhook_url=WEBHOOK, registry=registry)
     assert swml_errors(doc) == []
-    assert [f["function"] for f in ai_verb(doc)["SWAIG"]["functions"]] == config_tool_names(config)
+    assert [f["function"] for f in ai_verb(doc)["SWAIG"]["functions"]] == [*config_tool_names(config), HANGUP_FUNCTION]
 
 
 def test_swaig_fallback_needs_no_livekit_and_leaves_logging_alone() -> None:
@@ -374,7 +382,7 @@ async def test_database_config_validates(db_resolver) -> None:
     assert set(steps) == {"default", *NODE_NAMES}
     for name in NODE_NAMES:
         assert config.nodes[name].instructions.strip() in steps[name]["text"]
-        assert steps[name]["functions"] == list(config.nodes[name].tools)
+        assert steps[name]["functions"] == _node_functions(config, name)
 
 
 async def test_partly_fallen_back_config_validates(seeded, db_resolver, caplog) -> None:

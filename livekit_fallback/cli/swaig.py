@@ -16,16 +16,46 @@ import os
 import sys
 
 from swaig_fallback.auth import InsecureServerError, credentials_from_env
-from swaig_fallback.server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, create_app, run_server
+from swaig_fallback.calls import CallInfo, CallStateHook, call_global_data
+from swaig_fallback.server import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_VERTICAL,
+    create_app,
+    run_server,
+)
 from swaig_fallback.swml import CallerContext, build_swml
 
 from ..config.resolver import Resolver
 from ..errors import ToolsImportError
+from ..log import protect_secrets
 from ..tools import ToolRegistry
 from .exit_codes import ExitCode
 from .options import add_deadline, add_resolution_options, add_snapshot_dir, settings_from_args
 
-__all__ = ["load_registry", "register"]
+__all__ = ["load_call_state", "load_registry", "register"]
+
+
+def _import_target(target: str, option: str) -> object:
+    """Import ``package.module:attribute`` and return the attribute."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ToolsImportError(f"{option} must look like package.module:attribute, got {target!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        # Console scripts do not put the working directory on the path; `--tools
+        # examples.x:y` run from a project checkout should still import.
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ToolsImportError(f"{option}: cannot import {module_name!r}: {exc}") from None
+    value: object = module
+    for part in attribute.split("."):
+        if not hasattr(value, part):
+            raise ToolsImportError(f"{option}: {module_name!r} has no attribute {attribute!r}")
+        value = getattr(value, part)
+    return value
 
 
 def load_registry(target: str) -> ToolRegistry:
@@ -38,22 +68,7 @@ def load_registry(target: str) -> ToolRegistry:
         ToolsImportError: The string is malformed, the import fails, or the
             attribute is not a :class:`ToolRegistry`.
     """
-    module_name, sep, attribute = target.partition(":")
-    if not sep or not module_name or not attribute:
-        raise ToolsImportError(f"--tools must look like package.module:attribute, got {target!r}")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        # Console scripts do not put the working directory on the path; `--tools
-        # examples.x:y` run from a project checkout should still import.
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ToolsImportError(f"--tools: cannot import {module_name!r}: {exc}") from None
-    value = module
-    for part in attribute.split("."):
-        if not hasattr(value, part):
-            raise ToolsImportError(f"--tools: {module_name!r} has no attribute {attribute!r}")
-        value = getattr(value, part)
+    value = _import_target(target, "--tools")
     if callable(value) and not isinstance(value, ToolRegistry):
         try:
             value = value()
@@ -61,6 +76,19 @@ def load_registry(target: str) -> ToolRegistry:
             raise ToolsImportError(f"--tools: calling {target!r} failed: {type(exc).__name__}: {exc}") from None
     if not isinstance(value, ToolRegistry):
         raise ToolsImportError(f"--tools: {target!r} is a {type(value).__name__}, not a ToolRegistry")
+    return value
+
+
+def load_call_state(target: str) -> CallStateHook:
+    """Import the call-state hook ``package.module:attribute`` (``examples.reverse_mortgage_tools:call_state``).
+
+    Raises:
+        ToolsImportError: The string is malformed, the import fails, or the
+            attribute is not callable.
+    """
+    value = _import_target(target, "--call-state")
+    if not callable(value):
+        raise ToolsImportError(f"--call-state: {target!r} is a {type(value).__name__}, not callable")
     return value
 
 
@@ -73,7 +101,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     _add_tools_option(swml)
     swml.add_argument("--caller-name", help="caller's name, added to every step's text")
-    swml.add_argument("--caller-phone", help="caller's phone number, added to every step's text")
+    swml.add_argument("--caller-phone", help="caller's phone number (or SIP address), added to every step's text")
+    swml.add_argument("--direction", choices=("inbound", "outbound"), help="call direction, told to the model")
+    _add_call_state_option(swml)
     swml.add_argument("--compact", action="store_true", help="print on one line")
     swml.set_defaults(handler=run_swml)
 
@@ -84,10 +114,28 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
     serve.add_argument(
-        "--public-url", help="base URL SignalWire reaches this server at, e.g. https://agent.example.com"
+        "--public-url",
+        help="base URL SignalWire reaches this server at, e.g. https://agent.example.com "
+        "(required unless --host is a loopback address)",
+    )
+    serve.add_argument(
+        "--allow-http", action="store_true", help="accept an http:// --public-url (credentials travel in clear text)"
     )
     _add_tools_option(serve)
+    _add_call_state_option(serve)
     serve.add_argument("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body in bytes")
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT,
+        help=f"seconds before an idle or half-sent connection is closed (default {DEFAULT_IDLE_TIMEOUT:g})",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"most open connections, lowered to fit the file limit (default {DEFAULT_MAX_CONNECTIONS})",
+    )
     serve.add_argument(
         "--local-only",
         action="store_true",
@@ -105,6 +153,15 @@ def _add_tools_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_call_state_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--call-state",
+        metavar="MODULE:ATTR",
+        help="call-state hook: called with each call's facts (from, to, direction, call id, headers, URL "
+        "parameters), returns its initial global_data, e.g. examples.reverse_mortgage_tools:call_state",
+    )
+
+
 def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> int:
     print(f"livekit-fallback: {message}", file=sys.stderr)
     return code
@@ -114,14 +171,17 @@ async def run_swml(args: argparse.Namespace) -> int:
     """Resolve once for SignalWire and print the SWML document."""
     try:
         registry = load_registry(args.tools) if args.tools else None
+        hook = load_call_state(args.call_state) if args.call_state else None
     except ToolsImportError as exc:
         return _fail(str(exc))
     async with Resolver.from_settings(settings_from_args(args)) as resolver:
         config = await resolver.resolve(args.vertical, "signalwire")
-    caller = CallerContext.clean(args.caller_name, args.caller_phone)
+    caller = CallerContext.clean(args.caller_name, args.caller_phone, args.direction)
+    call = CallInfo(from_address=args.caller_phone, direction=args.direction, caller_name=caller.name)
     try:
-        doc = build_swml(config, webhook_url=args.webhook_url, registry=registry, caller=caller)
-    except ValueError as exc:  # UnknownToolsError, SwaigSchemaError, a bad webhook URL
+        data = call_global_data(hook, call) if hook is not None else None
+        doc = build_swml(config, webhook_url=args.webhook_url, registry=registry, caller=caller, global_data=data)
+    except (ValueError, TypeError) as exc:  # UnknownToolsError, SwaigSchemaError, a bad webhook URL, a bad hook
         return _fail(str(exc))
     print(json.dumps(doc, separators=(",", ":")) if args.compact else json.dumps(doc, indent=2, ensure_ascii=False))
     return ExitCode.OK
@@ -131,10 +191,13 @@ async def run_serve(args: argparse.Namespace) -> int:
     """Run the webhook server until interrupted."""
     try:
         registry = load_registry(args.tools) if args.tools else None
+        hook = load_call_state(args.call_state) if args.call_state else None
         credentials = credentials_from_env()
     except (ToolsImportError, InsecureServerError) as exc:
         return _fail(str(exc))
-    async with Resolver.from_settings(settings_from_args(args)) as resolver:
+    settings = settings_from_args(args)
+    protect_secrets(settings.supabase_key, credentials.password if credentials else None)
+    async with Resolver.from_settings(settings) as resolver:
         try:
             app = create_app(
                 resolver,
@@ -145,11 +208,15 @@ async def run_serve(args: argparse.Namespace) -> int:
                 vertical=args.vertical,
                 max_body=args.max_body,
                 public_url=args.public_url,
+                call_state=hook,
+                allow_http=args.allow_http,
             )
             await run_server(
                 app,
                 host=args.host,
                 port=args.port,
+                idle_timeout=args.idle_timeout,
+                max_connections=args.max_connections,
                 ready=lambda port: print(
                     f"Serving {args.vertical} on http://{args.host}:{port} "
                     f"(SWML /swml, SWAIG /swaig, /healthz, /metrics)",

@@ -57,6 +57,7 @@ class HealthRecord:
     reachable: bool | None = None
     since: datetime | None = None
     degraded: dict[str, dict[str, ComponentStatus]] = field(default_factory=dict)
+    _last: dict[str, Resolution] = field(default_factory=dict, repr=False)
 
     def on_read(self, resolution: Resolution) -> None:
         """Note whether the database answered and what is degraded now."""
@@ -64,10 +65,13 @@ class HealthRecord:
         if resolution.database_ok is not None and resolution.database_ok != self.reachable:
             self.reachable = resolution.database_ok
             self.since = config.resolved_at
-        self.degraded[f"{config.vertical}/{config.platform}"] = degraded_components(config)
+        self._last[_label(resolution)] = resolution
+        self.degraded[_label(resolution)] = degraded_components(config)
 
     def on_resolution(self, resolution: Resolution, cache: CacheOutcome, seconds: float) -> None:
-        """Serving from the cache changes nothing about health."""
+        """A config served from another process's read (machine-wide store) is news here too."""
+        if cache != "miss" and self._last.get(_label(resolution)) is not resolution:
+            self.on_read(resolution)
 
     def status(self, *, database_configured: bool, breaker: Breaker | None) -> Status:
         """The health record as a :class:`Status`."""
@@ -144,6 +148,10 @@ class AlarmDispatch:
             self.alarms.snapshot_mode(config.vertical, config.platform, f"snapshot taken {date}")
             return
         self.alarms.resolution(config.vertical, config.platform, resolution.events, resolution.healthy)
+
+
+def _label(resolution: Resolution) -> str:
+    return f"{resolution.config.vertical}/{resolution.config.platform}"
 
 
 _RESOLUTION_METRICS: dict[tuple[str, str, str], tuple[Any, Any]] = {}

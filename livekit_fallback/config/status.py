@@ -87,7 +87,9 @@ class Status:
             "status": "unavailable" if unavailable else "ok" if self.healthy else "degraded",
             "database": database,
             "degraded": {
-                key: {c: _component_json(s, public) for c, s in comps.items()} for key, comps in self.degraded.items()
+                key: {c: _component_json(s, public) for c, s in comps.items()}
+                for key, comps in self.degraded.items()
+                if comps
             },
         }
 

@@ -122,25 +122,62 @@ _REDACTED_ATTRIBUTES = ("message", "details", "hint", "_raw_error")
 
 
 def redact_exception(exc: BaseException, secrets: Sequence[str]) -> BaseException:
-    """Remove secrets from an exception (and its causes) in place, before it is logged.
+    """Remove secrets from an exception and its whole chain in place, before it is logged.
 
     A server error page can echo request headers, so an ``APIError`` may carry
     the key in its message or details; the trace logged with a banner must not.
+    Every ``__cause__`` and ``__context__`` (and exception-group member) is
+    walked. A linked exception whose text cannot be rewritten (pydantic's
+    ``ValidationError`` renders the raw input) is replaced in the chain by a
+    ``RuntimeError`` carrying its redacted text.
     """
     secrets = [s for s in secrets if s]
     if not secrets:
         return exc
     seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
         seen.add(id(current))
-        current.args = tuple(_scrub(arg, secrets) for arg in current.args)
+        with contextlib.suppress(AttributeError, TypeError):
+            current.args = tuple(_scrub(arg, secrets) for arg in current.args)
         for name in _REDACTED_ATTRIBUTES:
             if hasattr(current, name):
-                with contextlib.suppress(AttributeError):
+                with contextlib.suppress(AttributeError, TypeError):
                     setattr(current, name, _scrub(getattr(current, name), secrets))
-        current = current.__cause__ or current.__context__
+        for link in ("__cause__", "__context__"):
+            linked = getattr(current, link)
+            if linked is None:
+                continue
+            if _leaks(linked, secrets):
+                substitute = RuntimeError(redact(f"{type(linked).__qualname__}: {_text(linked)}", secrets))
+                substitute.__cause__, substitute.__context__ = linked.__cause__, linked.__context__
+                setattr(current, link, substitute)
+                linked = substitute
+            pending.append(linked)
+        pending.extend(getattr(current, "exceptions", ()) or ())
     return exc
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return repr(exc.args)
+
+
+def _leaks(exc: BaseException, secrets: Sequence[str]) -> bool:
+    """True when the exception's text still shows a secret after its arguments are scrubbed."""
+    with contextlib.suppress(AttributeError, TypeError):
+        exc.args = tuple(_scrub(arg, secrets) for arg in exc.args)
+    for name in _REDACTED_ATTRIBUTES:
+        if hasattr(exc, name):
+            with contextlib.suppress(AttributeError, TypeError):
+                setattr(exc, name, _scrub(getattr(exc, name), secrets))
+    text = _text(exc)
+    return any(secret in text for secret in secrets)
 
 
 def _scrub(value: object, secrets: Sequence[str]) -> object:
