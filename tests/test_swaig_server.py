@@ -517,7 +517,11 @@ async def test_database_sourced_swml_and_health(db_resolver) -> None:
     assert status == 200 and swml_errors(doc) == []
     assert headers["X-Config-Degraded"] == "0"
     assert ai_verb(doc)["params"]["ai_model"] == "gpt-4.1-nano"
-    assert (health_status, json.loads(health)["status"], json.loads(health)["degraded"]) == (200, "ok", {})
+    assert (health_status, json.loads(health)["status"], json.loads(health)["degraded"]) == (
+        200,
+        "ok",
+        {"reverse_mortgage/signalwire": {}},
+    )
 
 
 async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolver, caplog) -> None:

@@ -87,9 +87,7 @@ class Status:
             "status": "unavailable" if unavailable else "ok" if self.healthy else "degraded",
             "database": database,
             "degraded": {
-                key: {c: _component_json(s, public) for c, s in comps.items()}
-                for key, comps in self.degraded.items()
-                if comps
+                key: {c: _component_json(s, public) for c, s in comps.items()} for key, comps in self.degraded.items()
             },
         }
 
