@@ -32,6 +32,7 @@ from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_
 from livekit.agents.llm import RawFunctionTool
 from livekit.agents.voice import SpeechHandle
 
+from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
 from .config.criteria import Criteria, parse_criteria
 from .config.graph import END_NODE
 from .config.model import AgentConfig, Node

@@ -24,9 +24,14 @@ from livekit.agents import AgentSession, CloseEvent, get_job_context
 
 from .log import logger
 
-__all__ = ["end_call"]
+__all__ = ["end_call", "is_ending"]
 
 _ENDING: weakref.WeakSet[AgentSession[Any]] = weakref.WeakSet()
+
+
+def is_ending(session: AgentSession[Any]) -> bool:
+    """:func:`end_call` was called for this session (its close is the call's planned end)."""
+    return session in _ENDING
 
 
 def end_call(session: AgentSession[Any], *, reason: str, delete_room: bool = True) -> None:

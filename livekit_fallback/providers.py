@@ -29,6 +29,7 @@ from livekit.agents.types import NOT_GIVEN
 # Plugins refuse to register off the main thread, so they are imported here, at module import.
 from livekit.plugins import deepgram, elevenlabs, openai
 
+from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
 from .config.alarms import Alarms, FallbackEvent
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
 from .config.settings import snapshot_dir_from_env

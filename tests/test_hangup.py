@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from livekit import rtc
-from livekit.agents import AgentSession, JobContext
-from livekit.agents.job import JobAcceptArguments, JobExecutorType, JobProcess, RunningJobInfo, _JobContextVar
-from livekit.agents.utils import http_context
-from livekit.protocol import agent as agent_proto
-from livekit.protocol import models
+from livekit.agents import AgentSession
 
 from livekit_fallback.agents import build_node_agents
 from livekit_fallback.tools import ToolResult
 from tests.fake_llm import Call, FakeLLM
-from tests.helpers_livekit import example_registry, snapshot_config
+from tests.helpers_livekit import ROOM, example_registry, job_in_room, run_shutdown_callbacks, snapshot_config
 from tests.livekit_room_service import RoomServiceCall, RoomServiceStandIn
 from tests.test_agents import registry_with
 
@@ -26,53 +20,7 @@ pytestmark = pytest.mark.integration
 
 API_KEY = "lk-test-key"
 API_SECRET = "lk-test-secret-" + "s" * 32
-ROOM = "call-4711"
 GOODBYE = "Thank you for your time, Margaret. Goodbye!"
-
-
-@contextlib.asynccontextmanager
-async def job_in_room(url: str, timeline: list[Any]) -> AsyncIterator[tuple[JobContext, asyncio.Future[str]]]:
-    """A real (not console) LiveKit job for room ROOM, current for the test, with an HTTP context.
-
-    Yields the job context and a future set to the shutdown reason when the job is
-    shut down; the test then runs the job's shutdown callbacks, as the worker does.
-    """
-    shutdown: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-    def on_shutdown(reason: str) -> None:
-        timeline.append(("job_shutdown", reason))
-        if not shutdown.done():
-            shutdown.set_result(reason)
-
-    job = agent_proto.Job(
-        id="job-1", room=models.Room(name=ROOM, sid="RM_test"), type=agent_proto.JobType.JT_ROOM, metadata=""
-    )
-    info = RunningJobInfo(
-        accept_arguments=JobAcceptArguments(identity="agent", name="", metadata=""),
-        job=job,
-        url=url,
-        token="",
-        worker_id="w-test",
-        fake_job=False,
-    )
-    proc = JobProcess(executor_type=JobExecutorType.THREAD, user_arguments=None, http_proxy=None)
-    ctx = JobContext(
-        proc=proc, info=info, room=rtc.Room(), on_connect=lambda: None, on_shutdown=on_shutdown, inference_executor=None
-    )  # type: ignore[arg-type]
-    http_context._new_session_ctx()
-    token = _JobContextVar.set(ctx)
-    try:
-        yield ctx, shutdown
-    finally:
-        _JobContextVar.reset(token)
-        await ctx._on_cleanup()  # as the worker does when the job ends
-        await http_context._close_http_ctx()
-
-
-async def run_shutdown_callbacks(ctx: JobContext, reason: str) -> None:
-    """What the worker does once a job is shut down: await every registered shutdown callback."""
-    for callback in list(ctx._shutdown_callbacks):
-        await callback(reason)
 
 
 @pytest.fixture
