@@ -194,9 +194,13 @@ class NodeAgent(Agent):
         if source is None:
             return
         history = source.chat_ctx.copy(exclude_instructions=True)
-        for item in history.items:
-            if item.type == "function_call_output" and item.call_id in carried and not item.output:
-                item.output = carried[item.call_id]
+        # copy() shares the items with the previous node's context: replace, never mutate.
+        history.items[:] = [
+            item.model_copy(update={"output": carried[item.call_id]})
+            if item.type == "function_call_output" and item.call_id in carried and not item.output
+            else item
+            for item in history.items
+        ]
         await self.update_chat_ctx(history, exclude_invalid_function_calls=False)
 
 
