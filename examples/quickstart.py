@@ -1,8 +1,8 @@
 """The smallest complete agent: the README's quickstart, verbatim.
 
-Run it in this directory with only an LLM endpoint (no STT/TTS keys: text-only)::
+Run it with only an LLM endpoint (no STT/TTS keys: text-only)::
 
-    OPENAI_BASE_URL=http://127.0.0.1:8911/v1 python quickstart.py console --text
+    OPENAI_BASE_URL=http://127.0.0.1:8911/v1 python examples/quickstart.py console --text
 """
 
 from livekit.agents import AgentServer, JobContext, cli

@@ -15,7 +15,8 @@ disconnects SIP callers too).
 What happened carries over a handoff: the next node starts from the previous
 node's whole chat context, copied when it is entered (after the handing-off
 step's tool calls and results are committed), tool calls and results included,
-even of tools the next node does not have.
+even of tools the next node does not have; only the ``move_to_*`` calls are
+left out (the handoff itself is recorded).
 
 Call state lives in ``session.userdata``, a dict (set to ``{}`` when unset):
 the flags registry tools set, ``<node>_turn_count`` per node (user turns taken
@@ -194,12 +195,15 @@ class NodeAgent(Agent):
         if source is None:
             return
         history = source.chat_ctx.copy(exclude_instructions=True)
+        # Handoff calls say nothing the handoff item does not (refusals concern the old node).
+        moves = {i.call_id for i in history.items if i.type == "function_call" and i.name.startswith(HANDOFF_PREFIX)}
         # copy() shares the items with the previous node's context: replace, never mutate.
         history.items[:] = [
             item.model_copy(update={"output": carried[item.call_id]})
             if item.type == "function_call_output" and item.call_id in carried and not item.output
             else item
             for item in history.items
+            if item.type not in ("function_call", "function_call_output") or item.call_id not in moves
         ]
         await self.update_chat_ctx(history, exclude_invalid_function_calls=False)
 

@@ -137,5 +137,6 @@ async def test_goodbye_first_request_carries_the_booking_result() -> None:
     assert booked, messages
     calls = [c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
     assert [c["id"] for c in calls if c["function"]["name"] == "book_appointment"] == [booked[0]["tool_call_id"]]
+    assert not [c for c in calls if c["function"]["name"].startswith("move_to_")]  # the handoff itself is not replayed
     offered = {t["function"]["name"] for t in first_goodbye["tools"]}
     assert "book_appointment" not in offered  # carried over although goodbye does not have the tool
