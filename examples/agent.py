@@ -4,49 +4,40 @@ The configuration (theme, nine nodes, STT/LLM/TTS) is resolved per call from
 Supabase (``SUPABASE_URL`` / ``SUPABASE_SERVICE_KEY``), or from the shipped
 snapshot when the database is unset, down or holds bad data.
 
-Run it::
+Run it (LiveKit Agents 1.8.9)::
 
-    python examples/agent.py console --text   # typed conversation in this terminal
-    python examples/agent.py console          # microphone and speakers
-    python examples/agent.py dev              # against a LiveKit server (LIVEKIT_URL, ...)
-    python examples/agent.py start            # production worker
+    python examples/agent.py console --text    # typed conversation in this terminal
+    python examples/agent.py console           # microphone and speakers
+    python -m livekit.agents start examples/agent.py   # production worker (LIVEKIT_URL, ...)
+    python examples/agent.py download-files    # at image build: checks snapshots, stores the database's config
 
-Console mode needs PortAudio's system library (Debian: ``libportaudio2``) and a
-terminal. The LLM needs ``OPENAI_API_KEY``, or ``OPENAI_BASE_URL`` pointing at a
-local OpenAI-compatible endpoint, or LiveKit Inference credentials. In
-``console`` mode, an STT or TTS that cannot be built (no keys) is left out and
-the agent runs text-only; everywhere else that is an error.
+LiveKit Agents 1.8.9 marks the built-in ``console`` deprecated in favour of the
+LiveKit CLI's ``lk agent console`` (run in the agent's directory), which has
+its own terminal UI; the built-in one is the only one with ``--text``.
+
+The built-in ``console`` needs PortAudio's system library (Debian:
+``libportaudio2``) and a terminal. The LLM needs ``OPENAI_API_KEY``, or
+``OPENAI_BASE_URL`` pointing at a local OpenAI-compatible endpoint, or LiveKit
+Inference credentials. In console mode an STT or TTS that cannot be built (no
+keys) is left out and the agent runs text-only; on a real call that is an
+error. Reaching the ``end`` node hangs up: the room is deleted, which
+disconnects a SIP caller.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from typing import Any
 
-from livekit.agents import AgentServer, AgentSession, JobContext, cli
+from livekit.agents import AgentServer, JobContext, cli
 from reverse_mortgage_tools import DEMO_LEAD, build_registry
 
-from livekit_fallback import resolve_agent_config
-from livekit_fallback.agents import build_node_agents
-from livekit_fallback.providers import ModelBuildError, build_llm, build_stt, build_tts
+from livekit_fallback.call import start_call
 
 VERTICAL = os.environ.get("AGENT_VERTICAL", "reverse_mortgage")
-logger = logging.getLogger("reverse_mortgage_agent")
 
 server = AgentServer()
-
-
-def _optional(build: Any, config: Any, ctx: JobContext) -> Any:
-    """Build a voice model; in console mode a missing one means text-only instead of an error."""
-    try:
-        return build(config)
-    except ModelBuildError as exc:
-        if not ctx.is_fake_job():
-            raise
-        logger.warning("Running text-only in console: %s", exc)
-        return None
 
 
 def _call_state(ctx: JobContext) -> dict[str, Any]:
@@ -62,16 +53,7 @@ def _call_state(ctx: JobContext) -> dict[str, Any]:
 @server.rtc_session()
 async def entrypoint(ctx: JobContext) -> None:
     """One call: resolve the config, build models and node agents, run until the call ends."""
-    config = await resolve_agent_config(VERTICAL, "livekit")
-    agents = build_node_agents(config, tools=build_registry())
-    session = AgentSession(
-        stt=_optional(build_stt, config, ctx),
-        llm=build_llm(config),
-        tts=_optional(build_tts, config, ctx),
-        userdata=_call_state(ctx),
-    )
-    session.on("close", lambda _event: ctx.shutdown(reason="call ended"))
-    await session.start(agent=agents.start, room=ctx.room)
+    await start_call(ctx, VERTICAL, tools=build_registry(), userdata=_call_state(ctx))
 
 
 if __name__ == "__main__":

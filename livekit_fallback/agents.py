@@ -8,7 +8,15 @@ completes the node; its tools are the node's registry tools plus one
 outside the graph does not exist for the model. A handoff carries the
 conversation history, and is refused (with what is still missing) while the
 node's ``step_criteria_lk`` does not hold over the call state. Entering the
-terminal node ``end`` closes the session.
+terminal node ``end`` ends the call (:func:`~livekit_fallback.hangup.end_call`:
+the goodbye is spoken, the session closes and the room is deleted, which
+disconnects SIP callers too).
+
+What happened carries over a handoff: the next node starts from the previous
+node's whole chat context, copied when it is entered (after the handing-off
+step's tool calls and results are committed), tool calls and results included,
+even of tools the next node does not have; only the ``move_to_*`` calls are
+left out (the handoff itself is recorded).
 
 Call state lives in ``session.userdata``, a dict (set to ``{}`` when unset):
 the flags registry tools set, ``<node>_turn_count`` per node (user turns taken
@@ -23,10 +31,13 @@ from typing import Any
 
 from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
+from livekit.agents.voice import SpeechHandle
 
+from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
 from .config.criteria import Criteria, parse_criteria
 from .config.graph import END_NODE
 from .config.model import AgentConfig, Node
+from .hangup import end_call
 from .log import logger
 from .tools import NEXT_NODE_KEY, ToolArgumentError, ToolRegistry, ToolSpec
 
@@ -45,7 +56,7 @@ HANDOFF_PREFIX = "move_to_"
 """Handoff tools are named ``move_to_<target node>``."""
 
 
-def call_state(session: AgentSession) -> MutableMapping[str, Any]:
+def call_state(session: AgentSession[Any]) -> MutableMapping[str, Any]:
     """The call's state: ``session.userdata``, set to a new dict when unset.
 
     Raises:
@@ -92,7 +103,7 @@ def compose_instructions(config: AgentConfig, node: Node) -> str:
     )
 
 
-def bind_tools(registry: ToolRegistry, config: AgentConfig) -> dict[str, list[RawFunctionTool]]:
+def bind_tools(registry: ToolRegistry, config: AgentConfig) -> dict[str, list[RawFunctionTool[..., Any]]]:
     """Wrap each node's registry tools as LiveKit raw-schema function tools.
 
     Returns:
@@ -102,17 +113,17 @@ def bind_tools(registry: ToolRegistry, config: AgentConfig) -> dict[str, list[Ra
         UnknownToolsError: Some tool names are not registered; lists every one at once.
     """
     bound = registry.bind(config)
-    wrapped: dict[str, RawFunctionTool] = {}
+    wrapped: dict[str, RawFunctionTool[..., Any]] = {}
     return {
         node: [wrapped.setdefault(spec.name, _livekit_tool(registry, spec)) for spec in specs]
         for node, specs in bound.items()
     }
 
 
-def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
+def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool[..., Any]:
     name = spec.name
 
-    async def handler(raw_arguments: dict[str, Any], context: RunContext) -> Any:
+    async def handler(raw_arguments: dict[str, Any], context: RunContext[Any]) -> Any:
         state = call_state(context.session)
         try:
             result = await registry.call(name, raw_arguments, state)
@@ -128,12 +139,15 @@ def _livekit_tool(registry: ToolRegistry, spec: ToolSpec) -> RawFunctionTool:
         state.update(result.state)
         target = state.pop(NEXT_NODE_KEY, None)
         if result.end_call:
-            context.session.shutdown(drain=True)
+            end_call(context.session, reason=f"tool {name} ended the call")
         elif target is not None:
             current = context.session.current_agent
             if isinstance(current, NodeAgent):
                 nxt = await current._graph._route(current, target, by=name)
                 if nxt is not None:
+                    # The tool's own output is None when it returns an agent; the next node
+                    # gets the real result in its copy of the history.
+                    nxt._carried_outputs[context.function_call.call_id] = result.response
                     return nxt
         return result.response
 
@@ -154,19 +168,44 @@ class NodeAgent(Agent):
         super().__init__(id=node.name, instructions=instructions, tools=tools)
         self.node = node
         self.criteria: Criteria = parse_criteria(node.step_criteria_lk)
+        self.opening: SpeechHandle | None = None
+        """The reply generated on entering the node (``reply_on_enter``), for consoles to show."""
         self._graph = graph
+        self._handed_from: NodeAgent | None = None
+        self._carried_outputs: dict[str, str] = {}
 
     async def on_enter(self) -> None:
-        """Record the node, then end the call (terminal node) or let the model speak first."""
+        """Take over the history, record the node, then end the call (terminal node) or speak first."""
+        await self._take_over_history()
         session = self.session
         state = call_state(session)
         state["current_node"] = self.node.name
         self._graph._watch_turns(session)
         if self.node.name == END_NODE:
-            logger.info("Call reached the '%s' node; closing the session", END_NODE)
-            session.shutdown(drain=True)
+            logger.info("Call reached the '%s' node; ending the call", END_NODE)
+            end_call(session, reason=f"the call reached the '{END_NODE}' node")
         elif self._graph.reply_on_enter:
-            session.generate_reply()
+            self.opening = session.generate_reply()
+
+    async def _take_over_history(self) -> None:
+        # Copied on entry, not when the handoff tool ran: by now the whole step that handed
+        # off (every tool call and result of it, and any reply) is in the previous chat context.
+        source, self._handed_from = self._handed_from, None
+        carried, self._carried_outputs = self._carried_outputs, {}
+        if source is None:
+            return
+        history = source.chat_ctx.copy(exclude_instructions=True)
+        # Handoff calls say nothing the handoff item does not (refusals concern the old node).
+        moves = {i.call_id for i in history.items if i.type == "function_call" and i.name.startswith(HANDOFF_PREFIX)}
+        # copy() shares the items with the previous node's context: replace, never mutate.
+        history.items[:] = [
+            item.model_copy(update={"output": carried[item.call_id]})
+            if item.type == "function_call_output" and item.call_id in carried and not item.output
+            else item
+            for item in history.items
+            if item.type not in ("function_call", "function_call_output") or item.call_id not in moves
+        ]
+        await self.update_chat_ctx(history, exclude_invalid_function_calls=False)
 
 
 class NodeAgents(Mapping[str, NodeAgent]):
@@ -181,7 +220,7 @@ class NodeAgents(Mapping[str, NodeAgent]):
         self.config = config
         self.reply_on_enter = reply_on_enter
         self._agents: dict[str, NodeAgent] = {}
-        self._watched: weakref.WeakSet[AgentSession] = weakref.WeakSet()
+        self._watched: weakref.WeakSet[AgentSession[Any]] = weakref.WeakSet()
 
     @property
     def start(self) -> NodeAgent:
@@ -197,7 +236,7 @@ class NodeAgents(Mapping[str, NodeAgent]):
     def __len__(self) -> int:
         return len(self._agents)
 
-    def _watch_turns(self, session: AgentSession) -> None:
+    def _watch_turns(self, session: AgentSession[Any]) -> None:
         # session.run() (console --text, tests) never calls on_user_turn_completed, so user
         # turns are counted from the one event both text and voice input emit.
         if session in self._watched:
@@ -215,7 +254,7 @@ class NodeAgents(Mapping[str, NodeAgent]):
 
         session.on("conversation_item_added", added)
 
-    def _handoff_tool(self, source_node: Node, target: str) -> RawFunctionTool:
+    def _handoff_tool(self, source_node: Node, target: str) -> RawFunctionTool[..., Any]:
         role = _first_sentence(self.config.nodes[target].role)
         schema = {
             "name": f"{HANDOFF_PREFIX}{target}",
@@ -224,7 +263,7 @@ class NodeAgents(Mapping[str, NodeAgent]):
             "parameters": {"type": "object", "properties": {}, "required": []},
         }
 
-        async def handler(raw_arguments: dict[str, Any], context: RunContext) -> Any:
+        async def handler(raw_arguments: dict[str, Any], context: RunContext[Any]) -> Any:
             current = self._agents[source_node.name]
             state = call_state(context.session)
             missing = current.criteria.unmet(state)
@@ -241,7 +280,7 @@ class NodeAgents(Mapping[str, NodeAgent]):
 
     async def _hand_off(self, current: NodeAgent, target: str) -> NodeAgent:
         nxt = self._agents[target]
-        await nxt.update_chat_ctx(current.chat_ctx.copy(exclude_instructions=True))
+        nxt._handed_from = current
         logger.info("Handoff %s -> %s", current.node.name, target)
         return nxt
 

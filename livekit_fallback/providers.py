@@ -30,6 +30,7 @@ from livekit.agents.types import NOT_GIVEN
 # Plugins refuse to register off the main thread, so they are imported here, at module import.
 from livekit.plugins import deepgram, elevenlabs, openai
 
+from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
 from .config.alarms import Alarms, FallbackEvent
 from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
 from .config.sources.base import Failure, Found, format_exception
@@ -38,7 +39,7 @@ from .log import logger
 
 __all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
 
-Instance = stt.STT | llm.LLM | tts.TTS
+Instance = stt.STT[Any] | llm.LLM[Any] | tts.TTS[Any]
 
 _ALARMS = Alarms()
 """Model-build fallbacks of this process: a full banner first, then counted short lines."""
@@ -72,21 +73,25 @@ class _Plugin:
         return bool(env.get(self.key_env)) or (self.key_env == "OPENAI_API_KEY" and bool(env.get("OPENAI_BASE_URL")))
 
 
-def _deepgram_stt(choice: ModelChoice, env: Mapping[str, str]) -> stt.STT:
-    language = choice.variant or NOT_GIVEN
-    return deepgram.STT(model=choice.model, language=language, api_key=env.get("DEEPGRAM_API_KEY", ""))
+def _deepgram_stt(choice: ModelChoice, env: Mapping[str, str]) -> stt.STT[Any]:
+    key = env.get("DEEPGRAM_API_KEY", "")
+    if choice.variant:
+        return deepgram.STT(model=choice.model, language=choice.variant, api_key=key)
+    return deepgram.STT(model=choice.model, api_key=key)
 
 
-def _openai_llm(choice: ModelChoice, env: Mapping[str, str]) -> llm.LLM:
+def _openai_llm(choice: ModelChoice, env: Mapping[str, str]) -> llm.LLM[Any]:
     base_url = env.get("OPENAI_BASE_URL") or NOT_GIVEN
     # A local OpenAI-compatible endpoint needs no key, but the SDK insists on one.
     key = env.get("OPENAI_API_KEY") or ("not-needed" if base_url else "")
     return openai.LLM(model=choice.model, api_key=key, base_url=base_url)
 
 
-def _elevenlabs_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS:
-    voice = choice.variant or NOT_GIVEN
-    return elevenlabs.TTS(model=choice.model, voice_id=voice, api_key=env.get("ELEVEN_API_KEY", ""))
+def _elevenlabs_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS[Any]:
+    key = env.get("ELEVEN_API_KEY", "")
+    if choice.variant:
+        return elevenlabs.TTS(model=choice.model, voice_id=choice.variant, api_key=key)
+    return elevenlabs.TTS(model=choice.model, api_key=key)
 
 
 _PLUGINS: dict[tuple[ModelKind, str], _Plugin] = {
@@ -158,7 +163,7 @@ def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None) ->
     raise ModelBuildError(choice, attempts)
 
 
-def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.STT:
+def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.STT[Any]:
     """Build the config's speech-to-text model; see :func:`build_llm` for ``options``.
 
     Args:
@@ -179,7 +184,7 @@ def build_llm(
     runtime_fallback: bool = True,
     env: Mapping[str, str] | None = None,
     alarms: Alarms | None = None,
-) -> llm.LLM:
+) -> llm.LLM[Any]:
     """Build the config's LLM, with snapshot fallback and runtime backup.
 
     If the configured choice cannot be built, the snapshot's is used and the
@@ -201,7 +206,7 @@ def build_llm(
     return _build(config, "llm", llm.FallbackAdapter, **options)  # type: ignore[return-value,arg-type]
 
 
-def build_tts(config: AgentConfig, **options: Any) -> tts.TTS:
+def build_tts(config: AgentConfig, **options: Any) -> tts.TTS[Any]:
     """Build the config's text-to-speech model; ``options`` as for :func:`build_llm`.
 
     Raises:

@@ -284,3 +284,40 @@ async def test_a_tool_can_route_the_call_within_valid_contexts(config, target: s
     assert handoffs(result) == ([("greet", target)] if moved else [])
     assert current == (target if moved else "greet")
     assert "next_node" not in session.userdata and session.userdata["wrong_person"] is True
+
+
+BOOKING = Call("book_appointment", {"slot": "2099-01-05T10:00", "phone": "555-0100"})
+BOOKED = "Booked for Monday January 5 at 10 in the morning; the broker will call 555-0100."
+
+
+async def test_the_next_node_sees_the_booking_result(config) -> None:
+    """After book -> goodbye, goodbye's first request carries the booking call and its result."""
+    agents = build_node_agents(config, tools=example_registry())
+    script = ["Which time suits you?", BOOKING, Call("move_to_goodbye"), "You are booked for Monday at 10. Goodbye!"]
+    fake = FakeLLM(script)
+    async with AgentSession(llm=fake, userdata={"lead": {}, "today": "2099-01-01"}) as session:
+        await session.start(agents["book"])
+        assert agents["book"].opening is not None
+        await agents["book"].opening  # the node's opening line is spoken before the caller answers
+        result = await session.run(user_input="Please book slot 2099-01-05T10:00, my phone is 555-0100.")
+        assert handoffs(result) == [("book", "goodbye")]
+    [first_goodbye] = [s for s in fake.seen if "# Current step: goodbye" in s.instructions][:1]
+    assert BOOKED in first_goodbye.tool_outputs
+    assert ("user", "Please book slot 2099-01-05T10:00, my phone is 555-0100.") in first_goodbye.messages
+
+
+async def test_a_routing_tool_result_reaches_the_next_node(config) -> None:
+    """A tool that routes with next_node returns an agent, yet the next node sees the tool's own result."""
+
+    def mark_wrong_person(args, state):  # noqa: ANN001, ANN202
+        state["wrong_person"] = True
+        state["next_node"] = "goodbye"
+        return "Recorded: wrong person."
+
+    agents = build_node_agents(config, tools=registry_with(config, mark_wrong_person))
+    fake = FakeLLM([GREETING, Call("mark_wrong_person"), "Sorry for the trouble. Goodbye."])
+    async with AgentSession(llm=fake, userdata={}) as session:
+        await session.start(agents.start)
+        await session.run(user_input="You have the wrong number.")
+        assert session.current_agent.id == "goodbye"
+    assert "Recorded: wrong person." in fake.seen[-1].tool_outputs

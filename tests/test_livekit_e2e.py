@@ -101,3 +101,42 @@ async def test_provider_outage_mid_call_moves_to_the_snapshot_model(server, db_c
     assert server.models_requested[0] == "gpt-4.1"
     assert "gpt-5" in server.models_requested
     assert [r for r in caplog.records if "'openai/gpt-4.1' failed mid-call" in r.getMessage()]
+
+
+def booking_script(body: dict[str, Any]) -> Any:
+    """In book: books the slot the caller names, then moves to goodbye; goodbye repeats the time."""
+    messages = body["messages"]
+    system = messages[0]["content"] if messages else ""
+    last = messages[-1]
+    if "# Current step: goodbye" in system:
+        return "You are booked for Monday January 5 at 10 in the morning. Goodbye!"
+    if last["role"] == "user":
+        return ToolCall("book_appointment", {"slot": "2099-01-05T10:00", "phone": "555-0100"})
+    if last["role"] == "tool" and str(last.get("content", "")).startswith("Booked"):
+        return ToolCall("move_to_goodbye")
+    return "Which of these times suits you?"
+
+
+async def test_goodbye_first_request_carries_the_booking_result() -> None:
+    """On the wire: after book -> goodbye, goodbye's first request holds the booking call and its result."""
+    config = await database_down_config()
+    agents = build_node_agents(config, tools=example_registry())
+    async with OpenAICompatibleServer(booking_script) as srv:
+        model = build_llm(config, env=env_for(srv))
+        try:
+            async with AgentSession(llm=model, userdata={"lead": {}, "today": "2099-01-01"}) as session:
+                await session.start(agents["book"])
+                await agents["book"].opening
+                await session.run(user_input="Please book slot 2099-01-05T10:00, my phone is 555-0100.")
+                assert session.current_agent.id == "goodbye"
+        finally:
+            await model.aclose()
+    [first_goodbye] = [r for r in srv.requests if "# Current step: goodbye" in r["messages"][0]["content"]][:1]
+    messages = first_goodbye["messages"]
+    booked = [m for m in messages if m["role"] == "tool" and m["content"].startswith("Booked for Monday January 5")]
+    assert booked, messages
+    calls = [c for m in messages if m["role"] == "assistant" for c in m.get("tool_calls") or []]
+    assert [c["id"] for c in calls if c["function"]["name"] == "book_appointment"] == [booked[0]["tool_call_id"]]
+    assert not [c for c in calls if c["function"]["name"].startswith("move_to_")]  # the handoff itself is not replayed
+    offered = {t["function"]["name"] for t in first_goodbye["tools"]}
+    assert "book_appointment" not in offered  # carried over although goodbye does not have the tool

@@ -83,7 +83,7 @@ class ComponentKey:
         if head == "models":
             platform, _, kind = rest.rpartition(".")
             if kind in MODEL_KINDS and (not platform or platform in PLATFORMS):
-                return cls("model", kind, platform or None)  # type: ignore[arg-type]
+                return cls("model", kind, platform or None)
         raise ValueError(f"not a component key: {text!r} (expected theme, nodes.<name> or models.<kind>)")
 
     @property

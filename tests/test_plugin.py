@@ -1,0 +1,76 @@
+"""livekit-fallback as a LiveKit plugin: registration on import and the download-files step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from livekit_fallback.config.sources.snapshot import default_snapshot_dir
+from livekit_fallback.errors import SnapshotError
+from livekit_fallback.plugin import FallbackPlugin
+from tests.conftest import SeededDatabase
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run code in a fresh interpreter with this source tree first on the path."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEKIT_FALLBACK_"))}
+    full.update(env, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=full)
+
+
+def test_importing_the_livekit_edge_registers_the_plugin() -> None:
+    """Importing livekit_fallback.agents registers FallbackPlugin once, with title, version, package and logger."""
+    code = (
+        "import livekit_fallback, livekit_fallback.tools\n"
+        "from livekit.agents import Plugin\n"
+        "before = [p.package for p in Plugin.registered_plugins]\n"
+        "import livekit_fallback.agents, livekit_fallback.providers, livekit_fallback.call\n"
+        "ours = [p for p in Plugin.registered_plugins if p.package == 'livekit_fallback']\n"
+        "same = ours[0].version == livekit_fallback.__version__\n"
+        "print(before.count('livekit_fallback'), len(ours), ours[0].title, same, ours[0].logger.name)\n"
+    )
+    done = run_python(code, {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0", "1", "livekit-fallback", "True", "livekit_fallback"]
+
+
+def test_livekits_download_files_stores_the_databases_config(seeded: SeededDatabase, tmp_path: Path) -> None:
+    """LiveKit's own download-files command, with a database, writes the last-known-good copy from it."""
+    code = (
+        "import sys, livekit_fallback.agents\n"
+        "from livekit.agents.__main__ import main\n"
+        "sys.exit(main(['download-files']))\n"
+    )
+    env = {"SUPABASE_URL": seeded.url, "SUPABASE_SERVICE_KEY": seeded.key, "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path)}
+    done = run_python(code, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "downloading files for livekit_fallback" in done.stderr
+    [copy] = [p for p in tmp_path.rglob("*") if p.is_file() and "reverse_mortgage" in p.name]
+    text = copy.read_text(encoding="utf-8")
+    assert "openai/gpt-4.1" in text  # the database's LLM (the snapshot has gpt-5)
+    assert seeded.key not in text and json.loads(text)
+
+
+def test_without_a_database_download_files_checks_the_snapshots(
+    clean_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no database the step only checks the snapshots; a broken one fails it, naming the file."""
+    monkeypatch.setenv("LIVEKIT_FALLBACK_CACHE_DIR", str(tmp_path / "cache"))
+    FallbackPlugin().download_files()
+    assert not (tmp_path / "cache").exists()
+    broken = tmp_path / "snapshots"
+    broken.mkdir()
+    text = (default_snapshot_dir() / "reverse_mortgage.toml").read_text(encoding="utf-8")
+    (broken / "reverse_mortgage.toml").write_text(text.replace("[nodes.greet]", "[nodes.greet_renamed]", 1))
+    monkeypatch.setenv("LIVEKIT_FALLBACK_SNAPSHOT_DIR", str(broken))
+    with pytest.raises(SnapshotError, match="reverse_mortgage.toml"):
+        FallbackPlugin().download_files()
