@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -54,10 +56,15 @@ def test_livekits_download_files_stores_the_databases_config(seeded: SeededDatab
     done = run_python(code, env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "downloading files for livekit_fallback" in done.stderr
-    [copy] = [p for p in tmp_path.rglob("*") if p.is_file() and "reverse_mortgage" in p.name]
-    text = copy.read_text(encoding="utf-8")
-    assert "openai/gpt-4.1" in text  # the database's LLM (the snapshot has gpt-5)
-    assert seeded.key not in text and json.loads(text)
+    with closing(sqlite3.connect(tmp_path / "state.sqlite3")) as store:
+        rows = dict(
+            store.execute(
+                "SELECT component, value FROM last_known_good WHERE vertical = 'reverse_mortgage' "
+                "AND platform = 'livekit'"
+            ).fetchall()
+        )
+    assert json.loads(rows["models.llm"])["value"] == "openai/gpt-4.1"  # the database's LLM (the snapshot has gpt-5)
+    assert all(seeded.key not in value for value in rows.values()) and len(rows) == 13
 
 
 def test_without_a_database_download_files_checks_the_snapshots(

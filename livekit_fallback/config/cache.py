@@ -153,7 +153,7 @@ class ResolutionCache:
 
     async def _shared_flight(self, key: CacheKey) -> Resolution:
         task = self._inflight.get(key)
-        if task is None:
+        if task is None or task.done():  # a finished read is forgotten by a callback that may not have run yet
             task = asyncio.ensure_future(self._read(key))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
