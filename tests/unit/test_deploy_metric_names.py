@@ -89,16 +89,14 @@ def test_the_names_parser_sees_counters_histograms_and_gauges() -> None:
 
 
 def test_every_rule_has_a_summary_a_documented_runbook_and_a_firing_test() -> None:
-    """Each rule has a summary and a runbook link to a heading of the operations guide, and a promtool case that fires it."""
+    """Each rule has a summary, a runbook link to a heading of the operations guide and a promtool case firing it."""
     headings = {
         re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
         for line in OPERATIONS.read_text().splitlines()
         if line.startswith("#")
     }
     cases = yaml.safe_load(RULE_TESTS.read_text())["tests"]
-    fired = {
-        case["alertname"] for test in cases for case in test.get("alert_rule_test", []) if case.get("exp_alerts")
-    }
+    fired = {case["alertname"] for test in cases for case in test.get("alert_rule_test", []) if case.get("exp_alerts")}
     quiet = {
         case["alertname"] for test in cases for case in test.get("alert_rule_test", []) if not case.get("exp_alerts")
     }
