@@ -237,7 +237,7 @@ class SharedResolutions:
             resolution = await read(vertical, platform, breaker, deadline)
         except BaseException:
             if plan.refresh or plan.probe:
-                await _quietly(self.store.release(vertical, platform, probe=plan.probe))
+                await _quietly(self.store.release(vertical, platform, probe=plan.probe, holder=plan.holder))
             raise
         database_ok, error, timed_out = breaker.verdict or (None, None, False)
         try:
@@ -251,6 +251,7 @@ class SharedResolutions:
                 timed_out=timed_out,
                 failure_threshold=self.breaker.failure_threshold,
                 probe=plan.probe,
+                holder=plan.holder,
             )
         except StoreUnavailable:
             if database_ok is True:
