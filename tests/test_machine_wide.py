@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -155,3 +157,51 @@ def test_a_database_edit_shows_up_after_the_ttl(seeded: SeededDatabase, tmp_path
     time.sleep(1.1)
     later = [_call(env)[0]["llm"] for _ in range(2)]
     assert later[-1] == "openai/gpt-4o"
+
+
+def _corrupt(cache: Path) -> None:
+    cache.mkdir()
+    (cache / "state.sqlite3").write_bytes(b"not a database" * 64)
+
+
+def _fifo(cache: Path) -> None:
+    cache.mkdir()
+    os.mkfifo(cache / "state.sqlite3")
+
+
+def _not_a_directory(cache: Path) -> None:
+    cache.write_text("a file where the cache directory should be")
+
+
+@pytest.mark.parametrize(
+    ("break_it", "limit_file_size"),
+    [
+        (_corrupt, False),
+        (_fifo, False),
+        (_not_a_directory, False),
+        (lambda cache: cache.mkdir(), True),
+    ],
+    ids=["corrupt-file", "fifo", "not-a-directory", "full-file-system"],
+)
+def test_a_broken_store_never_fails_a_call(
+    seeded: SeededDatabase, tmp_path: Path, break_it: Any, limit_file_size: bool
+) -> None:
+    """Whatever is wrong with the state file, calls resolve from the database in time and the problem is logged once."""
+    cache = tmp_path / "cache"
+    break_it(cache)
+    env = _env(seeded.url, seeded.key, cache)
+
+    def limits() -> None:
+        if limit_file_size:  # a full disk: writes fail with EFBIG instead of killing the process
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    code = CALL + "\nasyncio.run(main())\n"  # two calls in one process: the problem is said once
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, preexec_fn=limits
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert len(results) == 2
+    assert all(r["sources"] == ["database"] and r["seconds"] < 1.0 for r in results)
+    assert done.stderr.count("MACHINE-WIDE STATE UNAVAILABLE") == 1
