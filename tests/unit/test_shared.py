@@ -9,7 +9,9 @@ import pytest
 
 from livekit_fallback import Resolver, SnapshotSource
 from livekit_fallback.config.breaker import CircuitBreaker
+from livekit_fallback.config.model import Source
 from livekit_fallback.config.shared import decode_resolution, encode_resolution
+from livekit_fallback.config.sources.shared_last_known_good import SharedLastKnownGood
 from livekit_fallback.config.store import MachineStore
 
 from .fakes import DB_LLM, VERTICAL, FakeDatabase
@@ -73,3 +75,24 @@ async def test_an_unusable_store_falls_back_to_this_process(tmp_path: Path, capl
         configs = [await resolver.resolve(VERTICAL) for _ in range(3)]
     assert all(c.models.llm.value == DB_LLM for c in configs) and len(database.reads) == 1
     assert [r.event for r in caplog.records if getattr(r, "event", "").startswith("store_")] == ["store_unavailable"]
+
+
+async def test_one_bad_component_in_the_machines_copy_gets_its_own_alarm(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A damaged node in the last-known-good copy is reported by name and falls back alone to the snapshot."""
+    store = MachineStore(tmp_path)
+    async with _resolver(FakeDatabase(), store, last_known_good=SharedLastKnownGood(store)) as resolver:
+        await resolver.resolve(VERTICAL)
+        await resolver.aclose()  # the copy is written in the background
+    await store.store_last_known_good(
+        VERTICAL, "livekit", {"nodes.verify": ('{"role": 7}', "2099-01-01T00:00:00+00:00")}
+    )
+    down = FakeDatabase()
+    down.mode = "refuse"
+    async with _resolver(down, MachineStore(tmp_path), last_known_good=SharedLastKnownGood(store)) as resolver:
+        config = await resolver.resolve(VERTICAL, fresh=True)
+    assert config.provenance["nodes.verify"].source is Source.SNAPSHOT
+    assert config.provenance["nodes.greet"].source is Source.LAST_KNOWN_GOOD
+    skipped = [r for r in caplog.records if getattr(r, "event", None) == "cache_problem"]
+    assert len(skipped) == 1 and "nodes.verify" in skipped[0].getMessage()
