@@ -9,7 +9,7 @@ read-only transaction, for the status page and ``livekit-fallback status
 --machine``. Nothing here writes to the store or touches the database.
 
 The stored payload is :func:`~livekit_fallback.config.shared.encode_resolution`'s
-JSON; only its ``config`` is read here.
+JSON, read with :func:`~livekit_fallback.config.shared.decode_resolution`.
 
 Ended outages come from the store's ``outage_history`` table, written when an
 outage ends (see :meth:`MachineStore.alarms`).
@@ -17,7 +17,6 @@ outage ends (see :meth:`MachineStore.alarms`).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ from ..errors import StoreUnavailable
 from .breaker import CircuitBreaker
 from .keys import ComponentKey
 from .model import AgentConfig
+from .shared import decode_resolution
 from .sources.snapshot import SnapshotError, SnapshotSource
 from .store import BreakerRecord, MachineStore
 
@@ -354,8 +354,7 @@ def _read(conn: sqlite3.Connection, history: int) -> _Rows:
 
 def _config_view(payload: str, read_at: float, degraded: bool, now: float) -> ConfigView | None:
     try:
-        # JSON-mode validation: the stored JSON has lists where the model has tuples.
-        config = AgentConfig.model_validate_json(json.dumps(json.loads(payload)["config"]))
+        config = decode_resolution(payload).config
     except (ValueError, KeyError, TypeError):
         return None  # written by another version: not shown rather than misread
     components = []
