@@ -39,6 +39,7 @@ __all__ = [
     "build_swml",
     "config_tool_names",
     "map_config",
+    "swaig_functions",
     "redact_url",
 ]
 
@@ -289,10 +290,7 @@ def map_config(
     for name, node in config.nodes.items():
         if name != DEFAULT_CONTEXT:
             contexts[name] = {"steps": [_step(node, available, extra)]}
-    functions = _functions((n for n in names if n in available), registry)
-    functions.append(
-        {"function": HANGUP_FUNCTION, "description": HANGUP_DESCRIPTION, "parameters": dict(GENERIC_PARAMETERS)}
-    )
+    functions = swaig_functions([n for n in names if n in available], registry)
     return MappedConfig(
         prompt=config.theme.text,
         contexts=contexts,
@@ -324,6 +322,15 @@ def _step(node: Node, available: set[str], extra: str) -> dict[str, Any]:
     else:
         step["valid_contexts"] = list(node.valid_contexts)
     return step
+
+
+def swaig_functions(names: Iterable[str], registry: ToolRegistry | None) -> list[dict[str, Any]]:
+    """``SWAIG.functions`` declaring the named tools (from the registry, or generic) and the hangup function last."""
+    functions = _functions(names, registry)
+    functions.append(
+        {"function": HANGUP_FUNCTION, "description": HANGUP_DESCRIPTION, "parameters": dict(GENERIC_PARAMETERS)}
+    )
+    return functions
 
 
 def _functions(names: Iterable[str], registry: ToolRegistry | None) -> list[dict[str, Any]]:
