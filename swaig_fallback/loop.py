@@ -9,6 +9,7 @@ keep connection pools bound to the loop they first ran on. One
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -56,9 +57,9 @@ class LoopThread:
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
             return future.result(timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the built-in TimeoutError before Python 3.11
             future.cancel()
-            raise
+            raise TimeoutError(f"no result within {timeout:.1f} s") from None
 
     def stop(self) -> None:
         """Stop the loop and its thread (idempotent)."""

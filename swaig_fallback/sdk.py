@@ -19,7 +19,8 @@ and the tools are async and keep connection pools bound to one event loop, so
 the agent owns one event loop on a daemon thread (:class:`~swaig_fallback.loop.LoopThread`)
 where the resolver is built and every resolution and tool call runs.
 
-When no config can be resolved at all, the agent fails closed: the SWML
+When no config can be resolved at all, or the call-state hook fails, the agent
+fails closed: the SWML
 answers, says :data:`UNAVAILABLE_MESSAGE` and hangs up (the SDK cannot refuse
 a request from its hook).
 """
@@ -169,18 +170,17 @@ class ResolvedAgent(AgentBase):
         """The per-request hook: resolve, map, and configure the request's copy of the agent."""
         del headers
         body = body if isinstance(body, Mapping) else {}
-        swaig_request = "function" in body
+        if "function" in body:
+            # A function call: the SWML is already out; every tool stays callable, as on the package's server.
+            self._define_tools(agent, None)
+            return
         try:
             config = self.resolve()
         except (ConfigUnavailableError, TimeoutError) as exc:
-            logger.error("No SignalWire config available for %s: %s", self._lf_vertical, exc)
-            if not swaig_request:
-                SWML_DOCUMENTS.labels("unavailable").inc()
-            self._define_tools(agent, None)
-            return
-        if swaig_request:
-            # A function call: the SWML is already out; every tool stays callable, as on the package's server.
-            self._define_tools(agent, None)
+            SWML_DOCUMENTS.labels("unavailable").inc()
+            logger.error(
+                "No SignalWire config available for %s: %s; the call is told to call again", self._lf_vertical, exc
+            )
             return
         call = CallInfo.from_request(body, {str(k): str(v) for k, v in query.items()})
         try:

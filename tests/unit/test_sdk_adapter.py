@@ -277,3 +277,17 @@ def test_call_state_hook_seeds_global_data_only_on_the_swml_request(clean_env: N
         assert len(calls) == 1
     finally:
         agent.close()
+
+
+def test_failing_call_state_hook_fails_closed(clean_env: None) -> None:
+    """A call-state hook that raises gives the apology and a hangup, not an agent without the caller's data."""
+
+    def hook(call: CallInfo) -> dict[str, Any]:
+        raise RuntimeError("CRM down")
+
+    agent = ResolvedAgent(registry=TOOLS.build_registry(), resolver=Resolver, call_state=hook, basic_auth=AUTH)
+    try:
+        main = TestClient(agent.get_app()).post("/", json=CALL, auth=AUTH).json()["sections"]["main"]
+        assert main[1] == {"play": {"url": f"say:{UNAVAILABLE_MESSAGE}"}} and main[2] == {"hangup": {}}
+    finally:
+        agent.close()
