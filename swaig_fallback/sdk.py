@@ -20,9 +20,8 @@ the agent owns one event loop on a daemon thread (:class:`~swaig_fallback.loop.L
 where the resolver is built and every resolution and tool call runs.
 
 When no config can be resolved at all, or the call-state hook fails, the agent
-fails closed: the SWML
-answers, says :data:`UNAVAILABLE_MESSAGE` and hangs up (the SDK cannot refuse
-a request from its hook).
+fails closed: the SWML answers, says :data:`UNAVAILABLE_MESSAGE` and hangs up
+(the SDK cannot refuse a request from its hook).
 """
 
 from __future__ import annotations
