@@ -3,8 +3,12 @@
 :func:`build_swml` turns a config resolved for ``signalwire`` into a SWML
 document; :func:`create_app` builds the aiohttp server that resolves per
 request, dispatches SWAIG function calls to the shared tool registry, and
-reports health and metrics.
+reports health and metrics. :class:`~swaig_fallback.sdk.ResolvedAgent` (with
+the ``signalwire`` extra) is the same agent as a SignalWire Agents SDK
+``AgentBase``; it is imported on first use, so this package does not need the SDK.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .auth import Credentials, InsecureServerError, credentials_from_env
 from .calls import CallInfo, CallStateHook, initial_global_data
@@ -18,9 +22,15 @@ from .swml import (
     NODE_KEY,
     CallerContext,
     Language,
+    MappedConfig,
     build_swml,
     config_tool_names,
+    map_config,
+    swaig_functions,
 )
+
+if TYPE_CHECKING:
+    from .sdk import ResolvedAgent
 
 __all__ = [
     "DEFAULT_CONTEXT",
@@ -39,6 +49,8 @@ __all__ = [
     "Credentials",
     "InsecureServerError",
     "Language",
+    "MappedConfig",
+    "ResolvedAgent",
     "SwaigCall",
     "SwaigSchemaError",
     "build_swml",
@@ -46,8 +58,19 @@ __all__ = [
     "create_app",
     "credentials_from_env",
     "initial_global_data",
+    "map_config",
     "parse_swaig_call",
     "run_server",
     "swaig_parameters",
+    "swaig_functions",
     "swaig_reply",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`~swaig_fallback.sdk.ResolvedAgent` on first use (it needs signalwire-sdk)."""
+    if name == "ResolvedAgent":
+        from .sdk import ResolvedAgent
+
+        return ResolvedAgent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

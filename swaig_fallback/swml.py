@@ -30,12 +30,16 @@ from .parameters import swaig_parameters
 __all__ = [
     "DEFAULT_CONTEXT",
     "DEFAULT_LANGUAGE",
+    "HANGUP_DESCRIPTION",
     "HANGUP_FUNCTION",
     "NODE_KEY",
     "CallerContext",
     "Language",
+    "MappedConfig",
     "build_swml",
     "config_tool_names",
+    "map_config",
+    "swaig_functions",
     "redact_url",
 ]
 
@@ -192,11 +196,75 @@ def build_swml(
         UnknownToolsError: ``missing_tools="raise"`` and the registry lacks tools.
         SwaigSchemaError: A tool's schema cannot be declared in SWML.
     """
-    if config.platform != "signalwire":
-        raise ValueError(f"build_swml needs a config resolved for 'signalwire', got {config.platform!r}")
     parts = urlsplit(webhook_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"webhook URL must be an http(s) URL with a host, got {redact_url(webhook_url)!r}")
+    mapped = map_config(
+        config,
+        registry=registry,
+        caller=caller,
+        language=language,
+        missing_tools=missing_tools,
+        call=call,
+        call_state=call_state,
+        global_data=global_data,
+    )
+    ai: dict[str, Any] = {
+        "prompt": {"text": mapped.prompt, "contexts": mapped.contexts},
+        "params": mapped.params,
+        "languages": mapped.languages,
+        "global_data": mapped.global_data,
+        "SWAIG": {"defaults": {"web_hook_url": webhook_url}, "functions": mapped.functions},
+    }
+    return {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"ai": ai}, {"hangup": {}}]}}
+
+
+@dataclass(frozen=True)
+class MappedConfig:
+    """A resolved config mapped to the parts of SWML's ``ai`` verb (the one mapping every renderer uses).
+
+    :func:`build_swml` assembles these into a document; the SignalWire Agents
+    SDK adapter (:mod:`swaig_fallback.sdk`) feeds the same parts to an
+    ``AgentBase``, so the graph and the prompts are mapped in one place.
+
+    Attributes:
+        prompt: The base prompt text (the theme).
+        contexts: ``prompt.contexts``: context name to ``{"steps": [step]}``,
+            each step with ``name``, ``text``, optional ``step_criteria``,
+            ``functions``, and ``valid_contexts`` or ``end``.
+        functions: ``SWAIG.functions``: ``function``, ``description``,
+            ``parameters``; the hangup function last.
+        params: ``params`` (the LLM and ASR models).
+        languages: ``languages`` (one entry: name, code, the config's TTS voice).
+        global_data: The call's initial ``global_data``, with :data:`NODE_KEY`.
+    """
+
+    prompt: str
+    contexts: dict[str, Any]
+    functions: list[dict[str, Any]]
+    params: dict[str, Any]
+    languages: list[dict[str, Any]]
+    global_data: dict[str, Any]
+
+
+def map_config(
+    config: AgentConfig,
+    *,
+    registry: ToolRegistry | None = None,
+    caller: CallerContext | None = None,
+    language: Language = DEFAULT_LANGUAGE,
+    missing_tools: Literal["raise", "omit"] = "raise",
+    call: CallInfo | None = None,
+    call_state: CallStateHook | None = None,
+    global_data: Mapping[str, Any] | None = None,
+) -> MappedConfig:
+    """Map a resolved SignalWire config to the parts of the ``ai`` verb.
+
+    Takes the arguments of :func:`build_swml` except the webhook URL, and
+    raises the same errors (except the webhook URL's).
+    """
+    if config.platform != "signalwire":
+        raise ValueError(f"build_swml needs a config resolved for 'signalwire', got {config.platform!r}")
     if DEFAULT_CONTEXT in config.nodes and config.start_node != DEFAULT_CONTEXT:
         raise ValueError(f"a node named {DEFAULT_CONTEXT!r} clashes with SWML's start context")
     if registry is not None and HANGUP_FUNCTION in registry:
@@ -222,18 +290,15 @@ def build_swml(
     for name, node in config.nodes.items():
         if name != DEFAULT_CONTEXT:
             contexts[name] = {"steps": [_step(node, available, extra)]}
-    functions = _functions((n for n in names if n in available), registry)
-    functions.append(
-        {"function": HANGUP_FUNCTION, "description": HANGUP_DESCRIPTION, "parameters": dict(GENERIC_PARAMETERS)}
+    functions = swaig_functions([n for n in names if n in available], registry)
+    return MappedConfig(
+        prompt=config.theme.text,
+        contexts=contexts,
+        functions=functions,
+        params={"ai_model": config.models.llm.value, "openai_asr_engine": config.models.stt.value},
+        languages=[{"name": language.name, "code": language.code, "voice": config.models.tts.value}],
+        global_data=data,
     )
-    ai: dict[str, Any] = {
-        "prompt": {"text": config.theme.text, "contexts": contexts},
-        "params": {"ai_model": config.models.llm.value, "openai_asr_engine": config.models.stt.value},
-        "languages": [{"name": language.name, "code": language.code, "voice": config.models.tts.value}],
-        "global_data": data,
-        "SWAIG": {"defaults": {"web_hook_url": webhook_url}, "functions": functions},
-    }
-    return {"version": "1.0.0", "sections": {"main": [{"answer": {}}, {"ai": ai}, {"hangup": {}}]}}
 
 
 def is_closing(node: Node) -> bool:
@@ -257,6 +322,15 @@ def _step(node: Node, available: set[str], extra: str) -> dict[str, Any]:
     else:
         step["valid_contexts"] = list(node.valid_contexts)
     return step
+
+
+def swaig_functions(names: Iterable[str], registry: ToolRegistry | None) -> list[dict[str, Any]]:
+    """``SWAIG.functions`` declaring the named tools (from the registry, or generic) and the hangup function last."""
+    functions = _functions(names, registry)
+    functions.append(
+        {"function": HANGUP_FUNCTION, "description": HANGUP_DESCRIPTION, "parameters": dict(GENERIC_PARAMETERS)}
+    )
+    return functions
 
 
 def _functions(names: Iterable[str], registry: ToolRegistry | None) -> list[dict[str, Any]]:
