@@ -25,11 +25,15 @@ from ..model import Reason
 from .base import redact
 
 __all__ = [
+    "BACKUP_LIMIT",
     "MODEL_TABLES",
+    "RANK_COLUMN",
     "NODE_TABLES",
     "NODE_VIEW",
     "THEME_TABLE",
     "Answer",
+    "backup_request",
+    "backup_values",
     "Request",
     "RowProblem",
     "check_rows",
@@ -57,6 +61,12 @@ MODEL_TABLES: dict[tuple[Platform, ModelKind], tuple[str, str]] = {
     ("signalwire", "tts"): ("signalwire_available_voices", "voice_id_full"),
 }
 """Table and value column of each platform's active-model catalogue."""
+
+RANK_COLUMN = "backup_rank"
+"""The nullable column that makes a catalogue row a backup: rows with a rank, lowest first."""
+
+BACKUP_LIMIT = 10
+"""Most ranked backup rows read per catalogue."""
 
 _CUSTOM_VOICES = "livekit_available_voices"
 """The one catalogue with an ``is_custom`` column."""
@@ -141,6 +151,41 @@ def model_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> R
     table, column = MODEL_TABLES[(platform, kind)]
     columns = f"{column},is_custom" if table == _CUSTOM_VOICES else column
     return Request(table, client.table(table).select(columns).eq("is_active", True).limit(2).execute)
+
+
+def backup_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> Request:
+    """The ranked backup rows of one model catalogue, lowest ``backup_rank`` first.
+
+    A database without the ``backup_rank`` column (its migration not applied)
+    answers with an error; readers treat that as "no backups", never as a
+    failure of the active model.
+    """
+    table, column = MODEL_TABLES[(platform, kind)]
+    columns = f"{column},{RANK_COLUMN}" + (",is_custom" if table == _CUSTOM_VOICES else "")
+    builder = (
+        client.table(table)
+        .select(columns)
+        .not_.is_(RANK_COLUMN, "null")
+        .order(RANK_COLUMN)
+        .order(column)
+        .limit(BACKUP_LIMIT)
+    )
+    return Request(table, builder.execute)
+
+
+def backup_values(rows: Sequence[Mapping[str, Any]], platform: Platform, kind: ModelKind) -> list[tuple[str, bool]]:
+    """The backup model strings (and custom-voice flags) of ranked rows, in rank order, without duplicates.
+
+    Rows without a rank or a string value are skipped: backups are a best effort.
+    """
+    _, column = MODEL_TABLES[(platform, kind)]
+    ranked = [r for r in rows if isinstance(r.get(RANK_COLUMN), int) and isinstance(r.get(column), str)]
+    ranked.sort(key=lambda r: (r[RANK_COLUMN], r[column]))
+    values: list[tuple[str, bool]] = []
+    for row in ranked:
+        if all(row[column] != seen for seen, _ in values):
+            values.append((row[column], bool(row.get("is_custom") or False)))
+    return values
 
 
 async def run_requests(requests: Mapping[str, Request], timeout: float) -> dict[str, Answer]:

@@ -28,7 +28,7 @@ from supabase import AsyncClient, AsyncClientOptions
 
 from ...errors import BadResponse
 from ..keys import ComponentKey, ModelKind, Platform
-from ..model import InvalidContent, ModelChoice, Node, Reason, Source, Theme
+from ..model import InvalidContent, ModelChoice, Node, Provenance, Reason, Source, Theme
 from ..validation import first_message
 from . import rows as _rows
 from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact_exception
@@ -45,6 +45,13 @@ __all__ = [
     "check_rows",
     "location_of",
 ]
+
+
+_BACKUPS = "backups."
+"""Request-group prefix of the ranked backup reads (``backups.<kind>``)."""
+
+_WITH_BACKUPS = ("livekit",)
+"""Platforms whose calls use backup models (a SignalWire call names one model per kind)."""
 
 
 class SupabaseSource:
@@ -84,6 +91,7 @@ class SupabaseSource:
         self._client: AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
         self._client_lock = asyncio.Lock()
+        self._ranked: dict[Platform, dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]] = {}
 
     @property
     def url(self) -> str:
@@ -117,6 +125,14 @@ class SupabaseSource:
         self._client = None
         self._http = None
 
+    def ranked_backups(self, platform: Platform) -> dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]:
+        """The backup rows (``backup_rank`` set) of the platform's catalogues, as of the latest read.
+
+        Read beside the active rows of each model kind the resolver asks for;
+        empty until then, and for a kind whose backup read failed.
+        """
+        return dict(self._ranked.get(platform, {}))
+
     def queries(self, request: FetchRequest) -> dict[str, Request]:
         """The request each group of components needs.
 
@@ -134,6 +150,8 @@ class SupabaseSource:
         for k in wanted:
             if k.kind == "model":
                 groups[str(k)] = _rows.model_request(client, request.platform, k.model_kind)
+                if request.platform in _WITH_BACKUPS:
+                    groups[_BACKUPS + k.model_kind] = _rows.backup_request(client, request.platform, k.model_kind)
         return groups
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
@@ -143,8 +161,11 @@ class SupabaseSource:
         timeout = max(0.0, request.deadline - asyncio.get_running_loop().time())
         answers = await _rows.run_requests(groups, timeout)
         read_at = datetime.now(timezone.utc)
+        self._take_backups(answers, request.platform, read_at)
         outcomes: dict[str, Outcome] = {}
         for name, answer in answers.items():
+            if name.startswith(_BACKUPS):
+                continue
             keys = _keys_of_group(name, request.keys)
             location = location_of(name, request.platform)
             if answer.timed_out:
@@ -161,6 +182,30 @@ class SupabaseSource:
             else:
                 outcomes.update(self._interpret(name, keys, answer.response, request, read_at, location))
         return outcomes
+
+    def _take_backups(self, answers: Mapping[str, _rows.Answer], platform: Platform, read_at: datetime) -> None:
+        """Keep the ranked backup rows each answered backup request returned (others: none)."""
+        ranked = dict(self._ranked.get(platform, {}))
+        for name, answer in answers.items():
+            if not name.startswith(_BACKUPS):
+                continue
+            kind: ModelKind = name.removeprefix(_BACKUPS)  # type: ignore[assignment]
+            table = MODEL_TABLES[(platform, kind)][0]
+            try:
+                rows = check_rows(getattr(answer.response, "data", None), table, [self._key])
+            except BadResponse:
+                rows = []
+            if answer.error is not None or answer.timed_out:
+                rows = []
+            origin = Provenance(source=Source.DATABASE, taken_at=read_at, location=table)
+            chain = []
+            for value, is_custom in _rows.backup_values(rows, platform, kind):
+                try:
+                    chain.append((ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom), origin))
+                except ValueError:
+                    continue  # an invalid backup row is skipped; the active row is checked on its own
+            ranked[kind] = tuple(chain)
+        self._ranked[platform] = ranked
 
     def _interpret(
         self,
