@@ -11,8 +11,9 @@ voice model that cannot be built is left out (text-only, so only an LLM
 endpoint is needed) and, in text mode, the start node's greeting is printed.
 The call ends when the ``end`` node is reached (the room is deleted, which
 hangs up SIP callers) or when the session closes for another reason (the
-caller left, or every model of a kind's backup chain failed: logged at ERROR
-as ``CALL ENDED``): the job is then shut down.
+caller left): the job is then shut down. When every model of a kind's backup
+chain has failed (an unrecoverable model error) the call is ended at once, the
+same way, with one ``CALL ENDED`` line at ERROR, rather than left in silence.
 
 The models (each kind's backup chain, see :func:`~livekit_fallback.providers.build_chain`)
 are built in a worker thread: plugins build HTTP clients with TLS contexts,
@@ -27,7 +28,7 @@ import asyncio
 from collections.abc import MutableMapping
 from typing import Any, cast
 
-from livekit.agents import AgentSession, CloseEvent, JobContext
+from livekit.agents import AgentSession, CloseEvent, ErrorEvent, JobContext
 from livekit.agents.llm import LLM
 from livekit.agents.stt import STT
 from livekit.agents.tts import TTS
@@ -38,7 +39,7 @@ from .agents import NodeAgents, build_node_agents
 from .config.model import AgentConfig
 from .config.resolver import Resolver, resolve_agent_config
 from .console import show_opening, voice_model
-from .hangup import is_ending
+from .hangup import end_call, is_ending
 from .log import logger
 from .prewarm import prewarm
 from .providers import ModelChain, build_chain, effective_config
@@ -115,11 +116,17 @@ async def start_call(
     def closed(event: CloseEvent) -> None:
         if is_ending(session):  # end_call shuts the job down itself, after arranging the room's deletion
             return
-        if event.error is not None:
-            _log_call_ended(config, event)
         ctx.shutdown(reason=f"session closed: {event.reason.value}")
 
+    def failed(event: ErrorEvent) -> None:
+        # LiveKit keeps a session open through three unrecoverable model errors: the caller hears silence.
+        if getattr(event.error, "recoverable", True) or is_ending(session):
+            return
+        kind = _log_call_ended(config, event.error)
+        end_call(session, reason=f"every {kind} model of the backup chain failed")
+
     session.on("close", closed)
+    session.on("error", failed)
     await session.start(agent=agents.start, room=ctx.room)
     await show_opening(agents.start.opening)
     return Call(config, agents, session, dict(models))
@@ -134,24 +141,23 @@ def _build_models(config: AgentConfig, ctx: JobContext, vad: Any) -> dict[str, M
     return models
 
 
-def _log_call_ended(config: AgentConfig, event: CloseEvent) -> None:
-    """One clear ERROR line when an unrecoverable model error (every entry of a chain failed) ends the call."""
-    error = event.error
-    kind = str(getattr(error, "type", "session_error")).removesuffix("_error").upper()
-    label = getattr(error, "label", "?")
+def _log_call_ended(config: AgentConfig, error: Any) -> str:
+    """One clear ERROR line when every entry of a model chain failed; returns the model kind (``LLM``)."""
+    kind = str(getattr(error, "type", "model_error")).removesuffix("_error").upper()
     logger.error(
-        "CALL ENDED: %s/%s: every %s model of the backup chain failed (%s: %s); the session closed and the "
-        "job shuts down. Check the providers' status and keys, and the backup models.",
+        "CALL ENDED: %s/%s: every %s model of the backup chain failed (%s: %s); ending the call "
+        "(the room is deleted, so a phone caller is hung up). Check the providers' status and keys, "
+        "and the backup models.",
         config.vertical,
         config.platform,
         kind,
-        label,
+        getattr(error, "label", "?"),
         getattr(error, "error", error),
         extra={
             "event": "call_ended_by_error",
             "vertical": config.vertical,
             "platform": config.platform,
             "model_kind": kind.lower(),
-            "close_reason": event.reason.value,
         },
     )
+    return kind
