@@ -298,7 +298,7 @@ def build_chain(
             candidates.append((choice, origin))
     built: list[tuple[BuiltModel, Provenance]] = []
     failed: ModelBuildError | None = None
-    backup_failed: ModelBuildError | None = None
+    backups_failed: list[ModelBuildError] = []
     for position, (choice, origin) in enumerate(candidates):
         if built and not runtime_fallback:
             break
@@ -308,11 +308,11 @@ def build_chain(
             if position == 0:
                 failed = exc
             else:
-                backup_failed = backup_failed or exc
+                backups_failed.append(exc)
                 _left_out(kind, exc)
     if not built:
         assert failed is not None
-        raise ModelBuildError(active, failed.attempts, backup_failed)
+        raise ModelBuildError(active, failed.attempts, _nested(backups_failed))
     if failed is None and runtime_fallback:
         other: Route = "inference" if built[0][0].path == "plugin" else "plugin"
         with contextlib.suppress(ModelBuildError):  # the other route is not configured: nothing to add
@@ -335,6 +335,14 @@ def build_chain(
         else:
             _count_switches(instance, kind, {id(m.instance): _label(m) for m in models})
     return ModelChain(kind, instance, models, provenance, failed)
+
+
+def _nested(errors: list[ModelBuildError]) -> ModelBuildError | None:
+    """The backups' build errors as one chain (each names the next), so the final error lists them all."""
+    nested: ModelBuildError | None = None
+    for error in reversed(errors):
+        nested = ModelBuildError(error.choice, error.attempts, nested)
+    return nested
 
 
 def effective_config(config: AgentConfig, chains: Iterable[ModelChain]) -> AgentConfig:

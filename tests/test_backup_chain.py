@@ -175,3 +175,27 @@ async def test_an_unbuildable_database_model_is_named_as_such(
     assert "LiveKit Inference: LIVEKIT_API_KEY/LIVEKIT_API_SECRET" in text
     assert "Using fallback LLM model 'openai/gpt-5' from snapshot taken 2025-11-21" in text
     assert banner.reason_class == "unbuildable" and banner.event == "model_unavailable"
+
+
+async def test_a_database_without_the_rank_column_says_so_once_then_reads_models_as_before(
+    seeded: SeededDatabase, db_resolver: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before the backup_rank migration: one ERROR naming it, that read's models fall back, then all from the DB."""
+    import psycopg
+
+    from tests.support.pg import apply_migrations
+
+    with psycopg.connect(seeded.dsn) as conn:
+        for table in ("livekit_available_stt_models", LLM_TABLE, "livekit_available_voices"):
+            conn.execute(f"ALTER TABLE public.{table} DROP COLUMN backup_rank")
+    try:
+        with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
+            first = await db_resolver.resolve(VERTICAL, "livekit", fresh=True)
+            second = await db_resolver.resolve(VERTICAL, "livekit", fresh=True)
+    finally:
+        apply_migrations(seeded.dsn)  # the migrations are idempotent: the column comes back for other tests
+    assert first.provenance["models.llm"].source is not Source.DATABASE
+    assert first.provenance["theme"].source is Source.DATABASE
+    assert not second.is_degraded and second.models.llm.value == "openai/gpt-4.1"
+    said = [r for r in caplog.records if "no backup_rank column" in r.getMessage()]
+    assert len(said) == 1 and "20251201000000_model_backup_rank.sql" in said[0].getMessage()

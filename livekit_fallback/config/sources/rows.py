@@ -34,6 +34,7 @@ __all__ = [
     "Answer",
     "backup_request",
     "backup_values",
+    "is_missing_rank_column",
     "Request",
     "RowProblem",
     "check_rows",
@@ -146,11 +147,35 @@ def nodes_request(client: AsyncClient, vertical: str, names: Sequence[str] | Non
     return Request(NODE_VIEW, builder.execute)
 
 
-def model_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> Request:
-    """The active rows of one model catalogue (at most two)."""
+def model_request(client: AsyncClient, platform: Platform, kind: ModelKind, *, ranked: bool = False) -> Request:
+    """The active rows of one model catalogue (at most two), and with ``ranked`` its backup rows too.
+
+    With ``ranked`` one request reads the active rows and then the ranked
+    backup rows (``backup_rank`` set), ``is_active`` and ``backup_rank``
+    included, so :func:`model_value` and :func:`backup_values` pick each from
+    the same answer. It needs the ``backup_rank`` migration: a database
+    without the column answers with an error (PostgreSQL 42703).
+    """
     table, column = MODEL_TABLES[(platform, kind)]
     columns = f"{column},is_custom" if table == _CUSTOM_VOICES else column
-    return Request(table, client.table(table).select(columns).eq("is_active", True).limit(2).execute)
+    if not ranked:
+        return Request(table, client.table(table).select(columns).eq("is_active", True).limit(2).execute)
+    # Active rows first, then ranked rows by rank; unranked inactive rows (if the limit
+    # reaches them) are dropped by the pickers. No ``or`` filter: plain ordering is enough.
+    builder = (
+        client.table(table)
+        .select(f"{columns},is_active,{RANK_COLUMN}")
+        .order("is_active", desc=True)
+        .order(RANK_COLUMN, nullsfirst=False)
+        .limit(2 + BACKUP_LIMIT)
+    )
+    return Request(table, builder.execute)
+
+
+def is_missing_rank_column(error: BaseException) -> bool:
+    """The database has no ``backup_rank`` column yet (its migration is not applied)."""
+    text = f"{getattr(error, 'code', '')} {getattr(error, 'message', '')} {error}"
+    return RANK_COLUMN in text and ("42703" in text or "does not exist" in text)
 
 
 def backup_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> Request:
@@ -277,6 +302,7 @@ def model_value(
 ) -> tuple[str, bool] | RowProblem:
     """The model string and custom-voice flag of the catalogue's one active row."""
     table, column = MODEL_TABLES[(platform, kind)]
+    rows = [r for r in rows if r.get("is_active", True) is not False]  # a ranked read holds backup rows too
     row = _one(rows, table, "is_active=true")
     if isinstance(row, RowProblem):
         return row
