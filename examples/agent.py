@@ -11,6 +11,10 @@ Run it (LiveKit Agents 1.8.9)::
     python -m livekit.agents start examples/agent.py   # production worker (LIVEKIT_URL, ...)
     python examples/agent.py download-files    # at image build: checks snapshots, stores the database's config
 
+Each job process is prewarmed (``AgentServer(setup_fnc=prewarm)``): the
+provider plugins are imported, the TLS context is built and the config is
+resolved once before the call arrives, so the call's resolution is a cache hit.
+
 LiveKit Agents 1.8.9 marks the built-in ``console`` deprecated in favour of the
 LiveKit CLI's ``lk agent console`` (run in the agent's directory), which has
 its own terminal UI; the built-in one is the only one with ``--text``.
@@ -31,23 +35,37 @@ import os
 from typing import Any
 
 from livekit.agents import AgentServer, JobContext, cli
-from reverse_mortgage_tools import DEMO_LEAD, build_registry
+from reverse_mortgage_tools import build_registry, demo_state, find_lead
 
-from livekit_fallback.call import start_call
+from livekit_fallback.call import prewarm, start_call
 
 VERTICAL = os.environ.get("AGENT_VERTICAL", "reverse_mortgage")
 
-server = AgentServer()
+# prewarm runs in each job process before its call: plugins, TLS, the first resolution.
+server = AgentServer(setup_fnc=prewarm)
 
 
 def _call_state(ctx: JobContext) -> dict[str, Any]:
-    """Initial call state: the lead from the job's metadata (JSON ``{"lead": {...}}``) or the demo lead."""
+    """Initial call state: the lead from the job's metadata, the demo lead in console only.
+
+    The dispatch metadata may carry the lead (JSON ``{"lead": {...}}``) or the
+    caller's number (``{"phone": "+1..."}``, looked up like the SignalWire
+    side does). A real call with neither has no lead; only a console (fake)
+    job gets the demo lead, flagged as a demo.
+    """
     try:
         metadata = json.loads(ctx.job.metadata or "{}")
     except ValueError:
         metadata = {}
-    lead = metadata.get("lead") if isinstance(metadata, dict) else None
-    return {"lead": dict(lead) if isinstance(lead, dict) else dict(DEMO_LEAD)}
+    if not isinstance(metadata, dict):
+        metadata = {}
+    lead = metadata.get("lead")
+    if isinstance(lead, dict):
+        return {"lead": dict(lead)}
+    found = find_lead(metadata.get("phone") if isinstance(metadata.get("phone"), str) else None)
+    if found is not None:
+        return {"lead": found}
+    return demo_state() if ctx.is_fake_job() else {}
 
 
 @server.rtc_session()

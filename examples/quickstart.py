@@ -8,9 +8,9 @@ Run it with only an LLM endpoint (no STT/TTS keys: text-only)::
 from livekit.agents import AgentServer, JobContext, cli
 from reverse_mortgage_tools import build_registry
 
-from livekit_fallback.call import start_call
+from livekit_fallback.call import prewarm, start_call
 
-server = AgentServer()
+server = AgentServer(setup_fnc=prewarm)
 
 
 @server.rtc_session()

@@ -36,6 +36,8 @@ __all__ = [
     "DEGRADED",
     "FALLBACKS",
     "LAST_KNOWN_GOOD_AGE",
+    "MODEL_RECOVERIES",
+    "MODEL_SWITCHES",
     "REGISTRY",
     "RESOLUTIONS",
     "RESOLUTION_SECONDS",
@@ -89,6 +91,19 @@ DATABASE_READS = Counter(
     "livekit_fallback_database_reads",
     "Database reads by result: ok, failed, or skipped (breaker open).",
     ["result"],
+    registry=REGISTRY,
+)
+MODEL_SWITCHES = Counter(
+    "livekit_fallback_model_switches",
+    "Mid-call moves of a LiveKit model kind from a failed model to the next one of its backup chain.",
+    ["kind", "from", "to"],
+    registry=REGISTRY,
+)
+"""Counted when LiveKit's ``FallbackAdapter`` marks a model unavailable (``from``) and moves on (``to``)."""
+MODEL_RECOVERIES = Counter(
+    "livekit_fallback_model_recoveries",
+    "A model that failed mid-call answered again and is used again, by kind and model.",
+    ["kind", "model"],
     registry=REGISTRY,
 )
 

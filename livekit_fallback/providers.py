@@ -3,12 +3,20 @@
 A :class:`~livekit_fallback.config.model.ModelChoice` becomes the provider's own
 plugin (``deepgram.STT``, ``openai.LLM``, ``elevenlabs.TTS``) when that
 provider's key is set or the row needs it (a custom voice), else a LiveKit
-Inference instance built from the same descriptor. :func:`build_stt`,
-:func:`build_llm` and :func:`build_tts` add two safety nets: a configured
-choice that cannot be built is replaced by the config's backup (the snapshot's
-choice, see ``AgentConfig.backups``; with the model banner), and one that
-differs from its backup gets it as the runtime backup through LiveKit's
-``FallbackAdapter``.
+Inference instance built from the same descriptor.
+
+:func:`build_chain` (and :func:`build_stt`, :func:`build_llm`,
+:func:`build_tts`, which return only its instance) builds each model kind's
+backup chain: the active choice, then ``AgentConfig.backups`` (the database's
+ranked rows, the snapshot's backup list, the snapshot's active choice), then
+the active model through the other route (plugin <-> LiveKit Inference) when
+both are possible, without duplicates. Entries this process cannot build are
+left out; two or more entries are wrapped in LiveKit's ``FallbackAdapter``, so
+a provider failing mid-call moves the call to the next entry (counted in
+``livekit_fallback_model_switches_total``). An active choice that cannot be
+built at all is the ``unbuildable`` failure: the ``MODEL UNAVAILABLE`` banner,
+a ``fallbacks_total`` series, the degraded gauge, and the chain's provenance
+(:func:`effective_config` puts it into the call's config).
 
 Keys are read when building, never at import: ``DEEPGRAM_API_KEY``,
 ``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``), ``ELEVEN_API_KEY``; for Inference
@@ -17,11 +25,12 @@ Keys are read when building, never at import: ``DEEPGRAM_API_KEY``,
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import openai as openai_sdk
 from livekit.agents import inference, llm, stt, tts
@@ -30,14 +39,27 @@ from livekit.agents.types import NOT_GIVEN
 # Plugins refuse to register off the main thread, so they are imported here, at module import.
 from livekit.plugins import deepgram, elevenlabs, openai
 
+from . import metrics
 from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
 from .config.alarms import Alarms, FallbackEvent
-from .config.model import AgentConfig, ModelChoice, ModelKind, Reason, Source
+from .config.model import AgentConfig, ModelChoice, ModelKind, Models, Provenance, Reason, Source
 from .config.sources.base import Failure, Found, format_exception
 from .errors import ModelBuildError
 from .log import logger
 
-__all__ = ["BuiltModel", "ModelBuildError", "build_llm", "build_model", "build_stt", "build_tts"]
+__all__ = [
+    "BuiltModel",
+    "ModelBuildError",
+    "ModelChain",
+    "build_chain",
+    "build_llm",
+    "build_model",
+    "build_stt",
+    "build_tts",
+    "effective_config",
+]
+
+Route = Literal["plugin", "inference"]
 
 Instance = stt.STT[Any] | llm.LLM[Any] | tts.TTS[Any]
 
@@ -60,7 +82,28 @@ class BuiltModel:
 
     choice: ModelChoice
     instance: Instance
-    path: Literal["plugin", "inference"]
+    path: Route
+
+
+@dataclass(frozen=True)
+class ModelChain:
+    """One model kind's runtime chain, as built for a call.
+
+    Attributes:
+        kind: ``stt``, ``llm`` or ``tts``.
+        instance: What the session uses: the ``FallbackAdapter`` over
+            ``models`` when there are two or more, else the one model.
+        models: The built entries, in order; the call starts on the first.
+        provenance: Where the first entry came from; its reason is
+            ``unbuildable`` when the configured choice could not be built.
+        unbuildable: The configured choice's build error, when it could not be built.
+    """
+
+    kind: ModelKind
+    instance: Instance
+    models: tuple[BuiltModel, ...]
+    provenance: Provenance
+    unbuildable: ModelBuildError | None = None
 
 
 @dataclass(frozen=True)
@@ -114,7 +157,7 @@ def _inference(choice: ModelChoice, env: Mapping[str, str]) -> Instance | None:
     return inference.LLM(choice.value, api_key=key, api_secret=secret)
 
 
-def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None) -> BuiltModel:
+def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None, route: Route | None = None) -> BuiltModel:
     """Build one LiveKit model instance from a model choice (no network I/O).
 
     The provider plugin is used when its key is set (``OPENAI_BASE_URL`` alone
@@ -125,30 +168,34 @@ def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None) ->
     Args:
         choice: A LiveKit model choice.
         env: Environment to read keys from (``os.environ`` by default).
+        route: Only this route (``plugin`` or ``inference``); both in that order by default.
 
     Returns:
         The instance, its choice and the path that built it.
 
     Raises:
         ValueError: ``choice`` is not a LiveKit choice.
-        ModelBuildError: Neither path can build it; names each path and why.
+        ModelBuildError: No allowed route can build it; names each route and why.
     """
     if choice.platform != "livekit":
         raise ValueError(f"{choice.platform} model choice {choice.value!r} is not a LiveKit choice")
     env = os.environ if env is None else env
     secrets = [v for k, v in env.items() if k.endswith(("_API_KEY", "_API_SECRET")) and v]
     attempts: dict[str, str] = {}
-    plugin = _PLUGINS.get((choice.kind, choice.provider))
-    if plugin is None:
-        supported = ", ".join(p for k, p in sorted(_PLUGINS) if k == choice.kind)
-        attempts[PLUGIN_PATH] = f"no plugin supported for provider '{choice.provider}' (supported: {supported})"
-    elif plugin.configured(env):
-        try:
-            return BuiltModel(choice, plugin.build(choice, env), "plugin")
-        except (ValueError, openai_sdk.OpenAIError) as exc:
-            attempts[PLUGIN_PATH] = f"{plugin.package}: {format_exception(exc, secrets)}"
-    else:
-        attempts[PLUGIN_PATH] = f"{plugin.key_env} not set"
+    if route != "inference":
+        plugin = _PLUGINS.get((choice.kind, choice.provider))
+        if plugin is None:
+            supported = ", ".join(p for k, p in sorted(_PLUGINS) if k == choice.kind)
+            attempts[PLUGIN_PATH] = f"no plugin supported for provider '{choice.provider}' (supported: {supported})"
+        elif plugin.configured(env):
+            try:
+                return BuiltModel(choice, plugin.build(choice, env), "plugin")
+            except (ValueError, openai_sdk.OpenAIError) as exc:
+                attempts[PLUGIN_PATH] = f"{plugin.package}: {format_exception(exc, secrets)}"
+        else:
+            attempts[PLUGIN_PATH] = f"{plugin.key_env} not set"
+    if route == "plugin":
+        raise ModelBuildError(choice, attempts)
     if choice.is_custom:
         attempts[INFERENCE_PATH] = "not possible for a custom voice (is_custom needs the provider plugin)"
         raise ModelBuildError(choice, attempts)
@@ -164,7 +211,7 @@ def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None) ->
 
 
 def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.STT[Any]:
-    """Build the config's speech-to-text model; see :func:`build_llm` for ``options``.
+    """Build the config's speech-to-text chain; see :func:`build_llm` for ``options``.
 
     Args:
         config: A resolved LiveKit config.
@@ -172,10 +219,9 @@ def build_stt(config: AgentConfig, *, vad: Any = None, **options: Any) -> stt.ST
         **options: ``runtime_fallback``, ``env``, ``alarms``.
 
     Raises:
-        ModelBuildError: Neither the configured nor the snapshot's STT can be built.
+        ModelBuildError: No entry of the chain can be built.
     """
-    adapter = lambda items: stt.FallbackAdapter(items, vad=vad)  # noqa: E731
-    return _build(config, "stt", adapter, **options)  # type: ignore[return-value]
+    return cast("stt.STT[Any]", build_chain(config, "stt", vad=vad, **options).instance)
 
 
 def build_llm(
@@ -185,106 +231,229 @@ def build_llm(
     env: Mapping[str, str] | None = None,
     alarms: Alarms | None = None,
 ) -> llm.LLM[Any]:
-    """Build the config's LLM, with snapshot fallback and runtime backup.
-
-    If the configured choice cannot be built, the snapshot's is used and the
-    model banner is logged. If it differs from the snapshot's, both are wrapped
-    in ``llm.FallbackAdapter`` (configured first), so a provider outage mid-call
-    moves to the snapshot's model (logged at ERROR).
+    """Build the config's LLM chain (see :func:`build_chain`) and return what the session uses.
 
     Args:
         config: A resolved LiveKit config.
-        runtime_fallback: Offer the backup model (``config.backups``) as the runtime backup.
+        runtime_fallback: Wrap the buildable chain in ``llm.FallbackAdapter``
+            (with ``False``: only the first buildable entry).
         env: Environment to read keys from (``os.environ`` by default).
-        alarms: Where the model banner goes (a process-wide instance by default,
-            so repeated failures are counted rather than bannered per call).
+        alarms: Where the ``MODEL UNAVAILABLE`` banner goes (a process-wide
+            instance by default, so repeated failures are counted rather than
+            bannered per call).
 
     Raises:
-        ModelBuildError: Neither the configured nor the snapshot's LLM can be built.
+        ModelBuildError: No entry of the chain can be built.
     """
-    options = {"runtime_fallback": runtime_fallback, "env": env, "alarms": alarms}
-    return _build(config, "llm", llm.FallbackAdapter, **options)  # type: ignore[return-value,arg-type]
+    chain = build_chain(config, "llm", runtime_fallback=runtime_fallback, env=env, alarms=alarms)
+    return cast("llm.LLM[Any]", chain.instance)
 
 
 def build_tts(config: AgentConfig, **options: Any) -> tts.TTS[Any]:
-    """Build the config's text-to-speech model; ``options`` as for :func:`build_llm`.
+    """Build the config's text-to-speech chain; ``options`` as for :func:`build_llm`.
 
     Raises:
-        ModelBuildError: Neither the configured nor the snapshot's TTS can be built.
+        ModelBuildError: No entry of the chain can be built.
     """
-    return _build(config, "tts", tts.FallbackAdapter, **options)  # type: ignore[return-value]
+    return cast("tts.TTS[Any]", build_chain(config, "tts", **options).instance)
 
 
-def _build(
+def build_chain(
     config: AgentConfig,
     kind: ModelKind,
-    adapter: Callable[[list[Any]], Instance],
     *,
     runtime_fallback: bool = True,
     env: Mapping[str, str] | None = None,
     alarms: Alarms | None = None,
-) -> Instance:
+    vad: Any = None,
+) -> ModelChain:
+    """Build one model kind's backup chain for a call (no network I/O; builds TLS contexts).
+
+    The chain is the active choice, ``config.backups[kind]`` in order, then the
+    active model through its other route, without duplicates; entries that
+    cannot be built here are left out (logged once per process). When the
+    active choice itself cannot be built, the first buildable entry replaces
+    it and the failure is reported as ``unbuildable`` (banner, metrics).
+
+    Args:
+        config: A resolved LiveKit config.
+        kind: ``stt``, ``llm`` or ``tts``.
+        runtime_fallback: Build and wrap the whole chain; ``False`` builds only its first buildable entry.
+        env: Environment to read keys from (``os.environ`` by default).
+        alarms: Where the ``MODEL UNAVAILABLE`` banner goes.
+        vad: A VAD for the STT ``FallbackAdapter`` (non-streaming STTs need one).
+
+    Raises:
+        ValueError: ``config`` is not a LiveKit config.
+        ModelBuildError: No entry can be built (names the active choice and the first backup).
+    """
     if config.platform != "livekit":
         raise ValueError(f"config is for {config.platform}, not livekit")
-    choice: ModelChoice = getattr(config.models, kind)
-    found = _backup_choice(config, kind)
-    backup: ModelChoice | None = found.value if found and found.value != choice else None  # type: ignore[assignment]
-    try:
-        primary = build_model(choice, env=env)
-    except ModelBuildError as exc:
-        if backup is None or found is None:
-            raise
+    key = f"models.{kind}"
+    active: ModelChoice = getattr(config.models, kind)
+    active_origin = config.provenance.get(key) or Provenance(source=Source.DATABASE)
+    candidates = [(active, active_origin)]
+    for choice, origin in config.backups.get(kind, ()):
+        if all(choice.value != seen.value for seen, _ in candidates):
+            candidates.append((choice, origin))
+    built: list[tuple[BuiltModel, Provenance]] = []
+    failed: ModelBuildError | None = None
+    backups_failed: list[ModelBuildError] = []
+    for position, (choice, origin) in enumerate(candidates):
+        if built and not runtime_fallback:
+            break
         try:
-            used = build_model(backup, env=env)
-        except ModelBuildError as backup_exc:
-            raise ModelBuildError(choice, exc.attempts, backup_exc) from None
-        where = getattr(config.provenance.get(f"models.{kind}"), "location", None) or f"models.{kind}"
-        (alarms or _ALARMS).fallback(
-            FallbackEvent(
-                f"models.{kind}",
-                config.vertical,
-                config.platform,
-                Failure(Reason.INVALID_CONTENT, str(exc), where, exc),
-                found,
-                Source.SNAPSHOT,
-                datetime.now(timezone.utc),
-            )
-        )
-        return used.instance
-    (alarms or _ALARMS).resolution(config.vertical, config.platform, (), healthy=[f"models.{kind}"])
-    if not runtime_fallback or backup is None:
-        return primary.instance
-    try:
-        second = build_model(backup, env=env)
-        wrapped = adapter([primary.instance, second.instance])
-    except (ModelBuildError, ValueError) as exc:
-        logger.warning("No runtime backup for %s model '%s': %s", kind.upper(), choice.value, exc)
-        return primary.instance
-    _log_switches(wrapped, kind, {id(primary.instance): choice, id(second.instance): backup})
-    return wrapped
+            built.append((build_model(choice, env=env), origin))
+        except ModelBuildError as exc:
+            if position == 0:
+                failed = exc
+            else:
+                backups_failed.append(exc)
+                _left_out(kind, exc)
+    if not built:
+        assert failed is not None
+        raise ModelBuildError(active, failed.attempts, _nested(backups_failed))
+    if failed is None and runtime_fallback:
+        other: Route = "inference" if built[0][0].path == "plugin" else "plugin"
+        with contextlib.suppress(ModelBuildError):  # the other route is not configured: nothing to add
+            built.append((build_model(active, env=env, route=other), active_origin))
+    sink = alarms or _ALARMS
+    first, origin = built[0]
+    provenance = active_origin
+    if failed is not None:
+        provenance = _report_unbuildable(config, kind, failed, first.choice, origin, sink)
+    else:
+        sink.resolution(config.vertical, config.platform, (), healthy=[key])
+    models = tuple(b for b, _ in built)
+    instance = first.instance
+    if len(models) > 1:
+        try:
+            instance = _adapter(kind, [m.instance for m in models], vad)
+        except ValueError as exc:
+            logger.warning("No runtime backup for %s model '%s': %s", kind.upper(), first.choice.value, exc)
+            models = models[:1]
+        else:
+            _count_switches(instance, kind, {id(m.instance): _label(m) for m in models})
+    return ModelChain(kind, instance, models, provenance, failed)
 
 
-def _backup_choice(config: AgentConfig, kind: ModelKind) -> Found | None:
-    """The config's first backup for ``kind`` (the resolver fills it from the snapshot)."""
-    for value, origin in config.backups.get(kind, ()):
-        return Found(value, origin.taken_at, origin.location or origin.source.value)
-    logger.warning("No snapshot %s model for %s to fall back to", kind.upper(), config.vertical)
-    return None
+def _nested(errors: list[ModelBuildError]) -> ModelBuildError | None:
+    """The backups' build errors as one chain (each names the next), so the final error lists them all."""
+    nested: ModelBuildError | None = None
+    for error in reversed(errors):
+        nested = ModelBuildError(error.choice, error.attempts, nested)
+    return nested
 
 
-def _log_switches(adapter: Any, kind: ModelKind, choices: Mapping[int, ModelChoice]) -> None:
+def effective_config(config: AgentConfig, chains: Iterable[ModelChain]) -> AgentConfig:
+    """The config as the call runs it: each kind's first built model, and its provenance.
+
+    An ``unbuildable`` active choice is replaced by the model used instead,
+    with provenance reason ``unbuildable``, so ``config.is_degraded`` and
+    ``config.degraded`` say so.
+    """
+    changed = [chain for chain in chains if chain.unbuildable is not None]
+    if not changed:
+        return config
+    models = {kind: getattr(config.models, kind) for kind in ("stt", "llm", "tts")}
+    provenance = dict(config.provenance)
+    for chain in changed:
+        models[chain.kind] = chain.models[0].choice
+        provenance[f"models.{chain.kind}"] = chain.provenance
+    return config.model_copy(update={"models": Models(**models), "provenance": provenance})
+
+
+def _adapter(kind: ModelKind, instances: list[Any], vad: Any) -> Instance:
+    if kind == "stt":
+        return stt.FallbackAdapter(instances, vad=vad)
+    if kind == "tts":
+        return tts.FallbackAdapter(instances)
+    return llm.FallbackAdapter(instances)
+
+
+def _label(model: BuiltModel) -> str:
+    suffix = (
+        " (LiveKit Inference)"
+        if model.path == "inference" and _PLUGINS.get((model.choice.kind, model.choice.provider))
+        else ""
+    )
+    return model.choice.value + suffix
+
+
+_LEFT_OUT: set[tuple[str, str]] = set()
+
+
+def _left_out(kind: ModelKind, exc: ModelBuildError) -> None:
+    """Say once per process that a backup cannot be built here (the chain is shorter than configured)."""
+    if (kind, exc.choice.value) in _LEFT_OUT:
+        return
+    _LEFT_OUT.add((kind, exc.choice.value))
+    logger.warning(
+        "%s backup model '%s' cannot be built in this process and is left out of the backup chain: %s",
+        kind.upper(),
+        exc.choice.value,
+        "; ".join(f"{route}: {why}" for route, why in exc.attempts.items()),
+        extra={"event": "model_backup_unbuildable", "model_kind": kind, "model": exc.choice.value},
+    )
+
+
+def _report_unbuildable(
+    config: AgentConfig, kind: ModelKind, exc: ModelBuildError, used: ModelChoice, origin: Provenance, sink: Alarms
+) -> Provenance:
+    """The MODEL UNAVAILABLE banner and metrics; the provenance of the model used instead."""
+    key = f"models.{kind}"
+    configured = config.provenance.get(key)
+    location = (configured.location if configured else None) or key
+    failure = Failure(Reason.UNBUILDABLE, str(exc), location, exc)
+    found = Found(used, origin.taken_at, origin.location or origin.source.value)
+    now = datetime.now(timezone.utc)
+    sink.fallback(FallbackEvent(key, config.vertical, config.platform, failure, found, origin.source, now))
+    metrics.FALLBACKS.labels(key, config.platform, origin.source.value, Reason.UNBUILDABLE.value).inc()
+    metrics.DEGRADED.labels(config.vertical, config.platform, key).set(1)
+    return Provenance(
+        source=origin.source,
+        reason=Reason.UNBUILDABLE,
+        detail=str(exc),
+        taken_at=origin.taken_at,
+        location=origin.location,
+    )
+
+
+def _count_switches(adapter: Any, kind: ModelKind, names: Mapping[int, str]) -> None:
+    """Log and count every mid-call move of the adapter, and every recovery."""
+    instances: list[Any] = list(getattr(adapter, f"_{kind}_instances", []))
+
     def changed(event: Any) -> None:
         instance = getattr(event, kind)
-        choice = choices.get(id(instance))
-        name = choice.value if choice else getattr(instance, "model", "?")
+        name = names.get(id(instance), getattr(instance, "model", "?"))
         if event.available:
-            logger.warning("%s model '%s' is available again", kind.upper(), name)
-        else:
-            logger.error(
-                "%s model '%s' failed mid-call; FallbackAdapter moves to the next model",
+            metrics.MODEL_RECOVERIES.labels(kind, name).inc()
+            logger.warning(
+                "%s model '%s' is available again",
                 kind.upper(),
                 name,
-                extra={"event": "model_runtime_fallback", "model_kind": kind, "model": name},
+                extra={"event": "model_runtime_recovered", "model_kind": kind, "model": name},
             )
+            return
+        target = _next_available(adapter, instances, instance)
+        to = names.get(id(target), "none") if target is not None else "none"
+        metrics.MODEL_SWITCHES.labels(kind, name, to).inc()
+        logger.error(
+            "%s model '%s' failed mid-call; FallbackAdapter moves to '%s'",
+            kind.upper(),
+            name,
+            to,
+            extra={"event": "model_runtime_fallback", "model_kind": kind, "model": name, "next_model": to},
+        )
 
     adapter.on(f"{kind}_availability_changed", changed)
+
+
+def _next_available(adapter: Any, instances: list[Any], failed: Any) -> Any:
+    """The instance the adapter tries next: the first one still marked available."""
+    statuses = list(getattr(adapter, "_status", []))
+    for position, instance in enumerate(instances):
+        available = getattr(statuses[position], "available", True) if position < len(statuses) else True
+        if instance is not failed and available:
+            return instance
+    return None

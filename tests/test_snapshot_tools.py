@@ -22,7 +22,7 @@ from livekit_fallback.snapshots.write import WIDTH, render_snapshot
 
 from .conftest import DB_MARKER, DB_MODELS, TEST_KEY, VERTICAL, SeededDatabase, database_copy, shipped_snapshot
 from .support.postgrest import Status
-from .support.seed import delete_node, set_active_model, set_node_content, set_theme
+from .support.seed import delete_node, set_active_model, set_backups, set_node_content, set_theme
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -594,3 +594,41 @@ def test_forced_seed_that_fails_midway_keeps_an_active_model(db_env: SeededDatab
             conn.execute("DROP FUNCTION refuse_gpt5()")
     assert code != 0 and "Traceback" not in stderr
     assert active == [("openai/gpt-4.1",)]
+
+
+# -- backups -------------------------------------------------------------------------------------
+
+
+def test_pull_writes_ranked_backups_and_diff_sees_them_change(db_env: SeededDatabase, capsys, tmp_path: Path) -> None:
+    """Ranked rows are pulled as [models.livekit.backups] in rank order; a re-ranking is reported as drift."""
+    set_backups(db_env.dsn, "livekit_available_llm_models", ["openai/gpt-4.1-mini", "google/gemini-2.5-flash"])
+    assert run_cli(capsys, "snapshot", "pull", "--vertical", VERTICAL, "--out", str(tmp_path))[0] == 0
+    text = (tmp_path / f"{VERTICAL}.toml").read_text(encoding="utf-8")
+    assert '[models.livekit.backups]\nllm = ["openai/gpt-4.1-mini", "google/gemini-2.5-flash"]\n' in text
+    assert render_snapshot(tomllib.loads(text)) == text
+    assert run_cli(capsys, "snapshot", "check", str(tmp_path))[0] == 0
+    set_backups(db_env.dsn, "livekit_available_llm_models", ["google/gemini-2.5-flash"])
+    code, stdout, _ = run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL, "--snapshot-dir", str(tmp_path))
+    assert code == 1
+    assert (
+        "~ backups.livekit.llm: changed: snapshot ['openai/gpt-4.1-mini', 'google/gemini-2.5-flash'] "
+        "-> database ['google/gemini-2.5-flash']" in stdout
+    )
+    assert "DRIFT: all 16 components are equal; backup lists differ: backups.livekit.llm" in stdout
+
+
+def test_seed_ranks_the_snapshot_backups(db_env: SeededDatabase, capsys) -> None:
+    """Seeding ranks the snapshot's backups 1, 2, ... (inserting missing rows inactive) and unranks the rest."""
+    set_backups(db_env.dsn, "livekit_available_stt_models", ["deepgram/nova-2:en"])
+    code, stdout, _ = run_cli(capsys, "snapshot", "seed", "--vertical", VERTICAL, "--force")
+    assert code == 0 and "seeded 16 component(s) and 3 backup list(s)" in stdout
+    assert "conflict backups.livekit.stt: database ranks 'deepgram/nova-2:en' as backups" in stdout
+    with psycopg.connect(db_env.dsn) as conn:
+        ranked = conn.execute(
+            "SELECT model_id_full, backup_rank, is_active FROM livekit_available_stt_models"
+            " WHERE backup_rank IS NOT NULL"
+        ).fetchall()
+        voices = conn.execute("SELECT voice_id_full FROM livekit_available_voices WHERE backup_rank = 1").fetchall()
+    assert ranked == [("assemblyai/universal-streaming:en", 1, False)]
+    assert voices == [("cartesia/sonic-2:9626c31c-bec5-4cca-baa8-f8ba9e84c8bc",)]
+    assert run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL)[0] == 0

@@ -26,7 +26,7 @@ from ..config.settings import Settings, SettingsError, snapshot_dir_from_env
 from ..config.sources.base import format_exception
 from ..config.sources.snapshot import Snapshot, SnapshotError, SnapshotSource, default_snapshot_dir, load_snapshot
 from ..snapshots.check import Problem, check_data, check_file, snapshot_files
-from ..snapshots.content import KINDS, PLATFORMS, node_order
+from ..snapshots.content import BACKUP_PREFIX, KINDS, PLATFORMS, node_order
 from ..snapshots.diff import diff_configs, format_diff, snapshot_components
 from ..snapshots.graph import FlowGraph, render_graph
 from ..snapshots.read import DatabaseConfig, DatabaseReadError, database_label, open_client, read_active
@@ -97,6 +97,7 @@ async def pull(args: argparse.Namespace) -> int:
         theme=db.theme or {},
         nodes={name: db.nodes[name] for name in names},
         models={p: {k: db.models[(p, k)] for k in KINDS} for p in PLATFORMS},
+        backups={p: {k: db.backups.get((p, k), []) for k in KINDS} for p in PLATFORMS},
     )
     try:
         write_atomic(path, render_snapshot(document))
@@ -198,7 +199,9 @@ async def seed(args: argparse.Namespace) -> int:
             await asyncio.wait_for(apply_plan(client, writes, db, key=key, summary=summary), args.timeout)
         except asyncio.TimeoutError:
             raise DatabaseReadError(f"seed did not finish within {args.timeout:g} s") from None
-    print(f"seeded {len(writes)} component(s); {len(steps) - len(writes)} already up to date")
+    lists = sum(1 for step in writes if step.key.startswith(BACKUP_PREFIX))
+    also = f" and {lists} backup list(s)" if lists else ""
+    print(f"seeded {len(writes) - lists} component(s){also}; {len(steps) - len(writes)} already up to date")
     return ExitCode.OK
 
 

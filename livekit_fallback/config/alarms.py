@@ -20,7 +20,17 @@ from .keys import ComponentKey
 from .model import ModelChoice, Platform, Reason, Source
 from .sources.base import Failure, Found
 
-__all__ = ["BANNER_RULE", "AlarmSink", "Alarms", "FallbackEvent", "banner", "fallback_extra", "logger", "same_problem"]
+__all__ = [
+    "BANNER_RULE",
+    "AlarmSink",
+    "Alarms",
+    "FallbackEvent",
+    "banner",
+    "fallback_extra",
+    "logger",
+    "same_problem",
+    "unavailable_banner",
+]
 
 
 """The package logger. The package never configures logging; attach handlers in your app."""
@@ -96,6 +106,8 @@ class FallbackEvent:
 def banner(event: FallbackEvent) -> str:
     """Render the multi-line ERROR banner for one fallback, in the documented format."""
     failure = event.failure
+    if failure.reason is Reason.UNBUILDABLE:
+        return unavailable_banner(event)
     source_label = _SOURCE_LABEL[event.used_source]
     title = _title(event)
     if event.kind == "node":
@@ -136,11 +148,46 @@ def banner(event: FallbackEvent) -> str:
     return "\n".join(lines)
 
 
+def unavailable_banner(event: FallbackEvent) -> str:
+    """The ``MODEL UNAVAILABLE`` banner: the configured model cannot be built in this process.
+
+    Not a database failure: the database (or the copy in use) answered, but
+    names a model whose provider plugin is not installed or whose key is not
+    set. The banner names what is missing per route (the failure's exception
+    is a ``ModelBuildError`` carrying ``attempts``) and the model used instead.
+    """
+    failure = event.failure
+    kind = event.name.upper()
+    choice = getattr(failure.exc, "choice", None)
+    configured = choice.value if isinstance(choice, ModelChoice) else "?"
+    used = event.used.value
+    value = used.value if isinstance(used, ModelChoice) else str(used)
+    attempts: dict[str, str] = dict(getattr(failure.exc, "attempts", None) or {})
+    missing = [f"{route}: {why}" for route, why in attempts.items()] or [failure.detail]
+    lines = [
+        BANNER_RULE,
+        f"🚨🚨🚨 MODEL UNAVAILABLE: {kind} MODEL '{configured}' 🚨🚨🚨",
+        f"Platform: {event.platform}",
+        f"Model Type: {kind}",
+        f"Table: {failure.location}",
+        f"Reason: {kind} model '{configured}' cannot be built in this process [{failure.reason.value}]",
+        f"Missing: {missing[0]}",
+        *(f"         {m}" for m in missing[1:]),
+        f"Impact: Using fallback {kind} model '{value}' from {event.copy_description}",
+        "⚠️  The configuration was read; the model it names cannot be built here (a key or a plugin is missing)",
+        f"Action: Set the missing key or install the provider plugin for '{configured}'",
+        f"        Or choose a {kind} model this agent can build in {failure.location}",
+        BANNER_RULE,
+    ]
+    return "\n".join(lines)
+
+
 def fallback_extra(event: FallbackEvent) -> dict[str, Any]:
     """The structured ``extra`` fields logged with a fallback (JSON-serialisable values)."""
     value = event.used.value
+    unbuildable = event.failure.reason is Reason.UNBUILDABLE
     return {
-        "event": "config_fallback",
+        "event": "model_unavailable" if unbuildable else "config_fallback",
         "component": event.component,
         "component_kind": event.kind,
         "vertical": event.vertical,
@@ -323,9 +370,11 @@ class Alarms:
 
     def log_repeat(self, event: FallbackEvent, count: int, interval: float, total: int, started: datetime) -> None:
         """Log the short counted line of an ongoing incident."""
+        extra = fallback_extra(event)
         self._log.error(
-            "DATABASE FAILURE continues: %s for %s/%s served from %s %d more time(s) in the last %.0f s "
+            "%s continues: %s for %s/%s served from %s %d more time(s) in the last %.0f s "
             "(%d since %s); reason: %s [%s]",
+            "MODEL UNAVAILABLE" if event.failure.reason is Reason.UNBUILDABLE else "DATABASE FAILURE",
             _title(event),
             event.vertical,
             event.platform,
@@ -336,7 +385,7 @@ class Alarms:
             _stamp(started),
             event.failure.detail,
             event.failure.reason.value,
-            extra={**fallback_extra(event), "event": "config_fallback_repeat", "count": count, "total": total},
+            extra={**extra, "event": f"{extra['event']}_repeat", "count": count, "total": total},
         )
 
     def cache_problem(self, path: str, detail: str) -> None:

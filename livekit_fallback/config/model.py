@@ -67,6 +67,8 @@ class Reason(str, Enum):
     MISSING_ROW = "missing_row"
     INVALID_CONTENT = "invalid_content"
     CIRCUIT_OPEN = "circuit_open"
+    UNBUILDABLE = "unbuildable"
+    """The database (or a copy) names a model this process cannot build: a key or plugin is missing."""
 
     @property
     def is_connection_level(self) -> bool:
@@ -311,9 +313,10 @@ class AgentConfig(BaseModel):
         provenance: Component key (see :func:`component_keys`) to its provenance.
         start_node: The node each call starts in.
         resolved_at: When this config was resolved.
-        backups: Per model kind, the ordered backup choices (today the
-            snapshot's choice for the platform) and where each came from; used
-            when the active model cannot be built or fails mid-call.
+        backups: Per model kind, the ordered backup choices and where each
+            came from: the database's ranked rows, the snapshot's backup list,
+            then the snapshot's active choice (duplicates and the active choice
+            left out); used when the active model cannot be built or fails mid-call.
     """
 
     model_config = _FROZEN
@@ -345,8 +348,13 @@ class AgentConfig(BaseModel):
 
     @property
     def degraded(self) -> dict[str, Provenance]:
-        """Components not served from the database, by component key."""
-        return {k: p for k, p in self.provenance.items() if p.source is not Source.DATABASE}
+        """Components not served as the database holds them, by component key.
+
+        A fallback copy (last-known-good, snapshot) is degraded; so is a model
+        the database names that could not be built (reason ``unbuildable``),
+        even when its replacement is one of the database's own backups.
+        """
+        return {k: p for k, p in self.provenance.items() if p.source is not Source.DATABASE or p.reason is not None}
 
     @property
     def is_degraded(self) -> bool:

@@ -12,6 +12,7 @@ without touching this module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -236,8 +237,14 @@ class Resolver:
             deadline_seconds=deadline if deadline is not None else self.deadline,
             snapshot_taken_at=snapshot.taken_at if snapshot else None,
             locations=self._locations,
-            backups=_backups(snapshot, vertical, platform) if snapshot else None,
+            backups=_backups(snapshot, vertical, platform),
         )
+        ranked = getattr(self.database, "ranked_backups", None)
+        if resolution.database_ok and callable(ranked) and ranked(platform):
+            backups = _backups(snapshot, vertical, platform, ranked(platform))
+            resolution = dataclasses.replace(
+                resolution, config=resolution.config.model_copy(update={"backups": backups})
+            )
         for observer in self.observers:
             _notify(observer.on_read, resolution)
         if self.last_known_good is not None and resolution.database_ok:
@@ -256,19 +263,44 @@ class Resolver:
             self.alarms.cache_problem(str(last_known_good.directory), f"cannot write last-known-good copy: {reason}")
 
 
-def _backups(snapshot: SnapshotCopy, vertical: str, platform: Platform) -> Backups:
-    """The snapshot's model choices for the platform, as the config's backups."""
-    origin = Provenance(source=Source.SNAPSHOT, taken_at=snapshot.taken_at, location=snapshot.path)
-    backups: dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]] = {}
+def _backups(
+    snapshot: SnapshotCopy | None,
+    vertical: str,
+    platform: Platform,
+    database: Backups | None = None,
+) -> Backups:
+    """Per model kind, the ordered backup chain the config carries.
+
+    The database's ranked rows first (``database``, when it answered), then the
+    snapshot's ``[models.<platform>.backups]`` list, then the snapshot's active
+    choice, without duplicates. The config's active choice may be among them:
+    the model factories leave it out when they build the chain.
+    """
+    chains: dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]] = {}
+    origin = (
+        Provenance(source=Source.SNAPSHOT, taken_at=snapshot.taken_at, location=snapshot.path) if snapshot else None
+    )
     for kind in MODEL_KINDS:
-        try:
-            choice = snapshot.component(str(ComponentKey.model(kind)), platform)
-        except ValueError as exc:  # an invalid model in the file: no backup for that kind
-            _log.warning("No snapshot %s model for %s to fall back to: %s", kind.upper(), vertical, exc)
-            continue
-        if isinstance(choice, ModelChoice):
-            backups[kind] = ((choice, origin),)
-    return backups
+        entries: list[tuple[ModelChoice, Provenance]] = list((database or {}).get(kind, ()))
+        if snapshot is not None and origin is not None:
+            listed = getattr(snapshot, "backup_choices", None)
+            entries += [(choice, origin) for choice in (listed(platform, kind) if listed else [])]
+            try:
+                choice = snapshot.component(str(ComponentKey.model(kind, None)), platform)
+            except ValueError as exc:  # an invalid model in the file: no snapshot backup for that kind
+                _log.warning("No snapshot %s model for %s to fall back to: %s", kind.upper(), vertical, exc)
+            else:
+                if isinstance(choice, ModelChoice):
+                    entries.append((choice, origin))
+        seen: set[str] = set()
+        chain = []
+        for choice, where in entries:
+            if choice.value not in seen:
+                seen.add(choice.value)
+                chain.append((choice, where))
+        if chain:
+            chains[kind] = tuple(chain)
+    return chains
 
 
 def _notify(call: Callable[..., None], *args: object) -> None:

@@ -239,15 +239,45 @@ def _check_models(models: Mapping[str, Any], file: str) -> list[Problem]:
         problems += [
             Problem(file, f"models.{platform}.{k}", f"unknown model kind (expected {', '.join(MODEL_KINDS)})")
             for k in table
-            if k not in MODEL_KINDS
+            if k not in (*MODEL_KINDS, "backups")
         ]
         for kind in MODEL_KINDS:
             problems += _check_model(platform, kind, table.get(kind), file)
+        if "backups" in table:
+            problems += _check_backups(platform, table["backups"], file)
     return problems
 
 
-def _check_model(platform: Platform, kind: ModelKind, entry: Any, file: str) -> list[Problem]:
-    where = str(ComponentKey.model(kind, platform))
+def _check_backups(platform: Platform, backups: Any, file: str) -> list[Problem]:
+    """``[models.<platform>.backups]``: per kind, a list of model entries the resolver can read."""
+    where = f"models.{platform}.backups"
+    if not isinstance(backups, Mapping):
+        return [Problem(file, where, "must be a table")]
+    problems = [
+        Problem(file, f"{where}.{k}", f"unknown model kind (expected {', '.join(MODEL_KINDS)})")
+        for k in backups
+        if k not in MODEL_KINDS
+    ]
+    for kind in MODEL_KINDS:
+        entries = backups.get(kind, [])
+        if not isinstance(entries, list):
+            problems.append(Problem(file, f"{where}.{kind}", "must be a list of model strings"))
+            continue
+        for position, entry in enumerate(entries):
+            problems += _check_model(platform, kind, entry, file, where=f"{where}.{kind}[{position}]")
+        values = [e.get("value") if isinstance(e, Mapping) else e for e in entries]
+        problems += [
+            Problem(file, f"{where}.{kind}", f"{v!r} is listed more than once", "warning")
+            for position, v in enumerate(values)
+            if v in values[:position]
+        ]
+    return problems
+
+
+def _check_model(
+    platform: Platform, kind: ModelKind, entry: Any, file: str, *, where: str | None = None
+) -> list[Problem]:
+    where = where or str(ComponentKey.model(kind, platform))
     if entry is None:
         return [Problem(file, where, "missing")]
     is_custom: Any = False

@@ -19,12 +19,16 @@ from ..config.graph import DEFAULT_NODE_NAMES, END_NODE
 from ..config.keys import MODEL_KINDS, PLATFORMS
 
 __all__ = [
+    "BACKUP_PREFIX",
     "KINDS",
     "NODE_KEYS",
     "PLATFORMS",
     "PROSE_KEYS",
     "THEME_KEYS",
+    "backup_key",
+    "backup_keys",
     "canonical_model",
+    "parse_backup_key",
     "canonical_node",
     "canonical_theme",
     "decode_object",
@@ -33,6 +37,32 @@ __all__ = [
 
 KINDS = MODEL_KINDS
 """The model kinds (:data:`~livekit_fallback.config.keys.MODEL_KINDS`), under the name the snapshot commands use."""
+
+BACKUP_PREFIX = "backups."
+"""Key prefix of a platform's ordered backup list per kind: ``backups.<platform>.<kind>``.
+
+Not a resolver component (the call falls back along it, it is not resolved
+per component), so it has its own keys beside the component keys.
+"""
+
+
+def backup_key(platform: str, kind: str) -> str:
+    """The key of one platform's backup list for one model kind."""
+    return f"{BACKUP_PREFIX}{platform}.{kind}"
+
+
+def backup_keys() -> list[str]:
+    """Every backup-list key, platforms then kinds in their fixed order."""
+    return [backup_key(platform, kind) for platform in PLATFORMS for kind in MODEL_KINDS]
+
+
+def parse_backup_key(key: str) -> tuple[Any, Any] | None:
+    """``(platform, kind)`` of a backup-list key; ``None`` for any other key."""
+    if not key.startswith(BACKUP_PREFIX):
+        return None
+    platform, _, kind = key.removeprefix(BACKUP_PREFIX).partition(".")
+    return (platform, kind) if platform in PLATFORMS and kind in MODEL_KINDS else None
+
 
 THEME_KEYS = ("identity", "output_rules", "conversational_flow", "tools", "guardrails")
 """The structured theme's sections, in assembly (and file) order."""

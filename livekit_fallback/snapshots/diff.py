@@ -17,7 +17,7 @@ from typing import Any
 
 from ..config.keys import MODEL_KINDS, PLATFORMS, ComponentKey, component_keys
 from ..config.sources.snapshot import Snapshot
-from .content import canonical_model, canonical_node, canonical_theme, node_order
+from .content import backup_keys, canonical_model, canonical_node, canonical_theme, node_order, parse_backup_key
 from .read import DatabaseConfig
 from .write import render_component
 
@@ -43,9 +43,9 @@ class ComponentDiff:
     @property
     def change(self) -> str:
         """``changed``, ``only in database`` or ``only in snapshot``."""
-        if self.snapshot is None:
+        if self.snapshot is None or self.snapshot == []:
             return "only in database"
-        if self.database is None:
+        if self.database is None or self.database == []:
             return "only in snapshot"
         return "changed"
 
@@ -62,16 +62,24 @@ def snapshot_components(snapshot: Snapshot) -> dict[str, Any]:
             values[str(ComponentKey.model(kind, platform))] = (
                 canonical_model(*snapshot.model_value(platform, kind)) if platform in snapshot.models else None
             )
+    for key in backup_keys():
+        listed = parse_backup_key(key)
+        assert listed is not None
+        values[key] = [canonical_model(*value) for value in snapshot.backup_values(*listed)]
     return values
 
 
 def diff_configs(snapshot: Snapshot, database: DatabaseConfig) -> tuple[list[ComponentDiff], int]:
-    """The differing components, in display order, and how many components were compared."""
+    """The differing components and backup lists, in display order, and how many components were compared.
+
+    The backup lists (``backups.<platform>.<kind>``) are compared after the
+    components and are not counted among them.
+    """
     ours = snapshot_components(snapshot)
     names = node_order({*snapshot.nodes, *database.nodes, *_problem_nodes(database)}, snapshot.node_names)
     keys = [str(key) for key in component_keys(names, PLATFORMS)]
     diffs = []
-    for key in keys:
+    for key in keys + backup_keys():
         mine, theirs = ours.get(key), database.value(key)
         if mine != theirs:
             diffs.append(ComponentDiff(key, mine, theirs, database.problems.get(key)))
@@ -85,10 +93,15 @@ def format_diff(diffs: list[ComponentDiff], compared: int, *, snapshot_label: st
         lines.append("")
         lines += _describe(diff)
     lines.append("")
-    if diffs:
-        lines.append(f"DRIFT: {len(diffs)} of {compared} components differ: {', '.join(d.key for d in diffs)}")
+    differing = [d.key for d in diffs if parse_backup_key(d.key) is None]
+    backups = [d.key for d in diffs if parse_backup_key(d.key) is not None]
+    if differing:
+        summary = f"DRIFT: {len(differing)} of {compared} components differ: {', '.join(differing)}"
+        lines.append(summary + (f"; backup lists differ: {', '.join(backups)}" if backups else ""))
+    elif backups:
+        lines.append(f"DRIFT: all {compared} components are equal; backup lists differ: {', '.join(backups)}")
     else:
-        lines.append(f"no drift: all {compared} components are equal")
+        lines.append(f"no drift: all {compared} components are equal, and the backup lists")
     return "\n".join(lines)
 
 
@@ -96,6 +109,10 @@ def _describe(diff: ComponentDiff) -> list[str]:
     head = f"~ {diff.key}: {diff.change}"
     if diff.database_problem:
         head += f" (database: {diff.database_problem})"
+    if parse_backup_key(diff.key) is not None:
+        ours = ", ".join(map(_model_text, diff.snapshot or [])) or "(none)"
+        theirs = ", ".join(map(_model_text, diff.database or [])) or "(none)"
+        return [f"{head}: snapshot [{ours}] -> database [{theirs}]"]
     if ComponentKey.parse(diff.key).kind == "model":
         return [f"{head}: snapshot {_model_text(diff.snapshot)} -> database {_model_text(diff.database)}"]
     before = _lines(diff.key, diff.snapshot)

@@ -28,7 +28,7 @@ from ..config.sources.base import format_exception
 from ..config.sources.rows import MODEL_TABLES, Answer, Request, RowProblem, check_rows
 from ..config.sources.supabase import BadResponse, build_client
 from ..errors import DatabaseReadError
-from .content import canonical_model, canonical_node, canonical_theme, decode_object
+from .content import backup_key, canonical_model, canonical_node, canonical_theme, decode_object, parse_backup_key
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -53,6 +53,9 @@ class DatabaseConfig:
         theme: Canonical theme content, or ``None`` (see ``problems['theme']``).
         nodes: Node name to canonical content, for each node with exactly one usable active version.
         models: ``(platform, kind)`` to ``{"value", "is_custom"}`` for each usable active model row.
+        backups: ``(platform, kind)`` to the ranked backup rows (``backup_rank``
+            set), lowest rank first, as ``{"value", "is_custom"}``; empty when
+            none or when the database has no ``backup_rank`` column.
         problems: Component key (``theme``, ``nodes.<name>``, ``models.<platform>.<kind>``)
             to why the database holds no usable value for it.
         prompt_ids: Node name to the ids of its active prompts (used by seed).
@@ -63,12 +66,19 @@ class DatabaseConfig:
     theme: dict[str, Any] | None = None
     nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
     models: dict[tuple[Platform, ModelKind], dict[str, Any]] = field(default_factory=dict)
+    backups: dict[tuple[Platform, ModelKind], list[dict[str, Any]]] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     prompt_ids: dict[str, list[str]] = field(default_factory=dict)
     read_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
     def value(self, key: str) -> Any:
-        """The canonical value of a component key, or ``None`` when the database has none."""
+        """The canonical value of a component key, or ``None`` when the database has none.
+
+        A backup-list key (``backups.<platform>.<kind>``) gives the ranked rows (``[]`` for none).
+        """
+        listed = parse_backup_key(key)
+        if listed is not None:
+            return list(self.backups.get(listed, []))
         component = ComponentKey.parse(key)
         if component.kind == "theme":
             return self.theme
@@ -134,7 +144,9 @@ async def read_active(
     }
     for platform, kind in MODEL_TABLES:
         requests[str(ComponentKey.model(kind, platform))] = _rows.model_request(client, platform, kind)
-    answers = await _rows.run_requests(requests, timeout)
+    ranked = {backup_key(p, k): _rows.backup_request(client, p, k) for p, k in MODEL_TABLES}
+    answers = await _rows.run_requests({**requests, **ranked}, timeout)
+    ranked_answers = {name: answers.pop(name) for name in ranked}
     rows = _checked(requests, answers, key, timeout, url)
     config = DatabaseConfig(vertical=vertical)
     _take_theme(config, rows["theme"])
@@ -144,7 +156,24 @@ async def read_active(
         raise DatabaseReadError(str(exc)) from None
     for platform, kind in MODEL_TABLES:
         _take_model(config, platform, kind, rows[str(ComponentKey.model(kind, platform))])
+    for name, answer in ranked_answers.items():
+        _take_backups(config, name, answer, key)
     return config
+
+
+def _take_backups(config: DatabaseConfig, name: str, answer: Answer, key: str) -> None:
+    """Ranked rows of one catalogue; a failed read (no ``backup_rank`` column yet) means none."""
+    listed = parse_backup_key(name)
+    if listed is None or answer.error is not None or answer.timed_out:
+        return
+    platform, kind = listed
+    try:
+        found = check_rows(getattr(answer.response, "data", None), MODEL_TABLES[(platform, kind)][0], [key])
+    except BadResponse:
+        return
+    values = _rows.backup_values(found, platform, kind)
+    if values:
+        config.backups[(platform, kind)] = [canonical_model(*value) for value in values]
 
 
 def _checked(

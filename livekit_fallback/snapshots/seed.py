@@ -20,8 +20,9 @@ from supabase import AsyncClient
 from ..config.keys import PLATFORMS, ComponentKey, ModelKind, Platform, component_keys
 from ..config.model import ModelChoice, ThemeSections
 from ..config.model_strings import voice_of
+from ..config.sources.rows import RANK_COLUMN
 from ..config.sources.supabase import MODEL_TABLES, THEME_TABLE
-from .content import node_order
+from .content import backup_keys, node_order, parse_backup_key
 from .read import DatabaseConfig, run_query
 
 __all__ = ["SEED_AUTHOR", "SeedStep", "apply_plan", "plan_seed"]
@@ -49,9 +50,8 @@ class SeedStep:
 
 def plan_seed(snapshot_values: Mapping[str, Any], database: DatabaseConfig) -> list[SeedStep]:
     """Decide, per component of the snapshot, whether seeding creates, skips or conflicts."""
-    names = node_order(
-        [component.name for component in map(ComponentKey.parse, snapshot_values) if component.kind == "node"]
-    )
+    components = [ComponentKey.parse(key) for key in snapshot_values if parse_backup_key(key) is None]
+    names = node_order([component.name for component in components if component.kind == "node"])
     steps = []
     for key in map(str, component_keys(names, PLATFORMS)):
         value, current = snapshot_values[key], database.value(key)
@@ -61,6 +61,16 @@ def plan_seed(snapshot_values: Mapping[str, Any], database: DatabaseConfig) -> l
             steps.append(SeedStep(key, "create", value))
         else:
             steps.append(SeedStep(key, "conflict", value, _conflict_detail(key, current, database)))
+    for key in backup_keys():
+        value, current = snapshot_values.get(key, []), database.value(key)
+        if current == value:
+            steps.append(SeedStep(key, "same", value))
+        elif not current:
+            steps.append(SeedStep(key, "create", value))
+        else:
+            shown = ", ".join(repr(entry["value"]) for entry in current)
+            detail = f"database ranks {shown} as backups (model tables are global: shared by every vertical)"
+            steps.append(SeedStep(key, "conflict", value, detail))
     return steps
 
 
@@ -82,6 +92,10 @@ async def apply_plan(
     writer = _Writer(client, database, key, summary)
     for step in steps:
         if step.action == "same":
+            continue
+        listed = parse_backup_key(step.key)
+        if listed is not None:
+            await writer.backups(*listed, step.value)
             continue
         component = ComponentKey.parse(step.key)
         if component.kind == "theme":
@@ -222,6 +236,32 @@ class _Writer:
             for old in previous or []:
                 await self._run(self.client.table(table).update({"is_active": True}).eq("id", old["id"]), table)
             raise
+
+    async def backups(self, platform: Platform, kind: ModelKind, entries: list[Mapping[str, Any]]) -> None:
+        """Rank ``entries`` 1, 2, ... as the table's backups; other rows lose their rank.
+
+        Missing catalogue rows are written (inactive) first; the active row is
+        never touched, so seeding backups cannot leave a table without one.
+        """
+        table, column = MODEL_TABLES[(platform, kind)]
+        ids = []
+        for entry in entries:
+            value = entry["value"]
+            existing = await self._run(self.client.table(table).select("id").eq(column, value).limit(1), table)
+            if existing:
+                ids.append(existing[0]["id"])
+                continue
+            row = {**_catalogue_row(platform, kind, table, column, value), "is_active": False}
+            if table == "livekit_available_voices":
+                row["is_custom"] = bool(entry.get("is_custom"))
+            (created,) = await self._run(self.client.table(table).insert(row), table)
+            ids.append(created["id"])
+        ranked = self.client.table(table).update({RANK_COLUMN: None}).not_.is_(RANK_COLUMN, "null")
+        if ids:
+            ranked = ranked.not_.in_("id", ids)
+        await self._run(ranked, table)
+        for rank, row_id in enumerate(ids, start=1):
+            await self._run(self.client.table(table).update({RANK_COLUMN: rank}).eq("id", row_id), table)
 
 
 def _catalogue_row(platform: Platform, kind: ModelKind, table: str, column: str, value: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 r"""Render snapshot files deterministically and write them atomically.
 
 The layout is fixed (header, stamps, ``[theme]``, one ``[nodes.<name>]`` per
-node, ``[models.<platform>]``), keys come in a fixed order, and prompt text is
+node, ``[models.<platform>]`` each followed by its ``[models.<platform>.backups]``
+when it has backups), keys come in a fixed order, and prompt text is
 written as TOML multi-line strings wrapped at :data:`WIDTH` columns with line
 continuations (a line ending in ``\\`` joins the next one without a newline),
 so a one-word edit in the database shows up as a one- or two-line change in
@@ -13,7 +14,7 @@ with :func:`~livekit_fallback.config.atomic.write_atomic`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +46,7 @@ def snapshot_document(
     theme: Mapping[str, Any],
     nodes: Mapping[str, Mapping[str, Any]],
     models: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    backups: Mapping[str, Mapping[str, Sequence[Mapping[str, Any]]]] | None = None,
 ) -> dict[str, Any]:
     """The TOML document of a snapshot, as a TOML parser will read it back.
 
@@ -55,8 +57,16 @@ def snapshot_document(
         theme: Canonical theme content.
         nodes: Node name to canonical node content, in file order.
         models: Platform to kind to ``{"value", "is_custom"}``.
+        backups: Platform to kind to the ordered backup entries (``{"value",
+            "is_custom"}``); written as ``[models.<platform>.backups]`` when any.
     """
-    platforms = {platform: {kind: _model_entry(models[platform][kind]) for kind in MODEL_KINDS} for platform in models}
+    platforms: dict[str, dict[str, Any]] = {
+        platform: {kind: _model_entry(models[platform][kind]) for kind in MODEL_KINDS} for platform in models
+    }
+    for platform, kinds in (backups or {}).items():
+        listed = {kind: [_model_entry(e) for e in kinds.get(kind, ())] for kind in MODEL_KINDS if kinds.get(kind)}
+        if listed and platform in platforms:
+            platforms[platform]["backups"] = listed
     return {
         "schema_version": 1,
         "vertical": vertical,
@@ -86,7 +96,10 @@ def render_snapshot(document: Mapping[str, Any]) -> str:
         lines += ["", render_component(str(ComponentKey.node(name)), node)]
     for platform, models in document["models"].items():
         lines += ["", f"[models.{_key(platform)}]"]
-        lines += [f"{kind} = {_value(entry)}" for kind, entry in models.items()]
+        lines += [f"{kind} = {_value(entry)}" for kind, entry in models.items() if kind != "backups"]
+        if models.get("backups"):
+            lines += ["", f"[models.{_key(platform)}.backups]"]
+            lines += [f"{kind} = {_value(entries)}" for kind, entries in models["backups"].items()]
     text = "\n".join(lines) + "\n"
     if loads_toml(text) != document:
         raise ValueError("rendered snapshot does not parse back to the same data")

@@ -70,7 +70,24 @@ def seed_vertical(dsn: str, snapshot: Mapping, *, vertical: str | None = None) -
             _add_version(conn, vertical, node, node_content(config))
         for platform, kinds in snapshot.get("models", {}).items():
             for kind, value in kinds.items():
-                _activate(conn, MODEL_TABLES[(platform, kind)], value, {})
+                if kind != "backups":
+                    _activate(conn, MODEL_TABLES[(platform, kind)], value, {})
+            for kind, values in kinds.get("backups", {}).items():
+                _rank(conn, MODEL_TABLES[(platform, kind)], values)
+
+
+def set_backups(dsn: str, table: str, values: list[str]) -> None:
+    """Makes ``values`` the table's ranked backups (``backup_rank`` 1, 2, ...), unranking every other row.
+
+    Args:
+        dsn: Database URL.
+        table: A model table.
+        values: Full model or voice ids, best first; missing rows are inserted inactive.
+    """
+    if table not in MODEL_TABLES.values():
+        raise ValueError(f"not a model table: {table}")
+    with psycopg.connect(dsn) as conn:
+        _rank(conn, table, values)
 
 
 def node_content(config: Mapping) -> dict:
@@ -187,6 +204,23 @@ def _add_version(conn: psycopg.Connection, vertical: str, node: str, content: Ma
     ).fetchone()
     conn.execute("UPDATE public.prompts SET current_version = %s WHERE id = %s", (version, prompt[0]))
     return version
+
+
+def _rank(conn: psycopg.Connection, table: str, values: list[str]) -> None:
+    target = sql.Identifier("public", table)
+    key = sql.Identifier("voice_id_full" if table.endswith("_voices") else "model_id_full")
+    conn.execute(sql.SQL("UPDATE {} SET backup_rank = NULL WHERE backup_rank IS NOT NULL").format(target))
+    for rank, value in enumerate(values, start=1):
+        row = {**model_row(table, value), "backup_rank": rank}
+        names = [sql.Identifier(name) for name in row]
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET backup_rank = {}").format(
+            target,
+            sql.SQL(", ").join(names),
+            sql.SQL(", ").join(sql.Placeholder() * len(row)),
+            key,
+            sql.Literal(rank),
+        )
+        conn.execute(statement, list(row.values()))
 
 
 def _activate(conn: psycopg.Connection, table: str, value: str | None, columns: Mapping[str, object]) -> None:

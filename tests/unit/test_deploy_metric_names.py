@@ -27,9 +27,6 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "livekit-fallback.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
 NAME = re.compile(r"\blivekit_fallback_[a-z0-9_]+\b")
 
-PENDING: set[str] = {"livekit_fallback_model_switches_total"}
-"""Names the rules use that the LiveKit edge's model-failure work adds to the registry; remove each once it exists."""
-
 
 def series_names(metric: Metric) -> set[str]:
     """Every series name a registry metric exposes."""
@@ -55,23 +52,18 @@ def dashboard_exprs() -> list[str]:
 
 
 def test_rule_metric_names_exist_in_the_registry() -> None:
-    """Every metric name in an alert rule is one the package exports (or is listed as pending)."""
+    """Every metric name in an alert rule is one the package exports."""
     used = {name for rule in rules() for name in NAME.findall(rule["expr"])}
     assert len(used) >= 7
-    assert used - registry_names() - PENDING == set()
+    assert used - registry_names() == set()
 
 
 def test_dashboard_metric_names_exist_in_the_registry() -> None:
-    """Every metric name in a dashboard query is one the package exports (or is listed as pending)."""
+    """Every metric name in a dashboard query is one the package exports."""
     exprs = dashboard_exprs()
     used = {name for expr in exprs for name in NAME.findall(expr)}
     assert len(exprs) >= 9 and all(NAME.search(expr) for expr in exprs)
-    assert used - registry_names() - PENDING == set()
-
-
-def test_the_pending_list_is_not_stale() -> None:
-    """A pending name that the registry now exports must leave the list, so the check above stays strict."""
-    assert PENDING & registry_names() == set()
+    assert used - registry_names() == set()
 
 
 def test_age_gauges_are_in_the_registry() -> None:

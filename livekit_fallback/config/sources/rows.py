@@ -25,11 +25,16 @@ from ..model import Reason
 from .base import redact
 
 __all__ = [
+    "BACKUP_LIMIT",
     "MODEL_TABLES",
+    "RANK_COLUMN",
     "NODE_TABLES",
     "NODE_VIEW",
     "THEME_TABLE",
     "Answer",
+    "backup_request",
+    "backup_values",
+    "is_missing_rank_column",
     "Request",
     "RowProblem",
     "check_rows",
@@ -57,6 +62,12 @@ MODEL_TABLES: dict[tuple[Platform, ModelKind], tuple[str, str]] = {
     ("signalwire", "tts"): ("signalwire_available_voices", "voice_id_full"),
 }
 """Table and value column of each platform's active-model catalogue."""
+
+RANK_COLUMN = "backup_rank"
+"""The nullable column that makes a catalogue row a backup: rows with a rank, lowest first."""
+
+BACKUP_LIMIT = 10
+"""Most ranked backup rows read per catalogue."""
 
 _CUSTOM_VOICES = "livekit_available_voices"
 """The one catalogue with an ``is_custom`` column."""
@@ -136,11 +147,70 @@ def nodes_request(client: AsyncClient, vertical: str, names: Sequence[str] | Non
     return Request(NODE_VIEW, builder.execute)
 
 
-def model_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> Request:
-    """The active rows of one model catalogue (at most two)."""
+def model_request(client: AsyncClient, platform: Platform, kind: ModelKind, *, ranked: bool = False) -> Request:
+    """The active rows of one model catalogue (at most two), and with ``ranked`` its backup rows too.
+
+    With ``ranked`` one request reads the active rows and then the ranked
+    backup rows (``backup_rank`` set), ``is_active`` and ``backup_rank``
+    included, so :func:`model_value` and :func:`backup_values` pick each from
+    the same answer. It needs the ``backup_rank`` migration: a database
+    without the column answers with an error (PostgreSQL 42703).
+    """
     table, column = MODEL_TABLES[(platform, kind)]
     columns = f"{column},is_custom" if table == _CUSTOM_VOICES else column
-    return Request(table, client.table(table).select(columns).eq("is_active", True).limit(2).execute)
+    if not ranked:
+        return Request(table, client.table(table).select(columns).eq("is_active", True).limit(2).execute)
+    # Active rows first, then ranked rows by rank; unranked inactive rows (if the limit
+    # reaches them) are dropped by the pickers. No ``or`` filter: plain ordering is enough.
+    builder = (
+        client.table(table)
+        .select(f"{columns},is_active,{RANK_COLUMN}")
+        .order("is_active", desc=True)
+        .order(RANK_COLUMN, nullsfirst=False)
+        .limit(2 + BACKUP_LIMIT)
+    )
+    return Request(table, builder.execute)
+
+
+def is_missing_rank_column(error: BaseException) -> bool:
+    """The database has no ``backup_rank`` column yet (its migration is not applied)."""
+    text = f"{getattr(error, 'code', '')} {getattr(error, 'message', '')} {error}"
+    return RANK_COLUMN in text and ("42703" in text or "does not exist" in text)
+
+
+def backup_request(client: AsyncClient, platform: Platform, kind: ModelKind) -> Request:
+    """The ranked backup rows of one model catalogue, lowest ``backup_rank`` first.
+
+    A database without the ``backup_rank`` column (its migration not applied)
+    answers with an error; readers treat that as "no backups", never as a
+    failure of the active model.
+    """
+    table, column = MODEL_TABLES[(platform, kind)]
+    columns = f"{column},{RANK_COLUMN}" + (",is_custom" if table == _CUSTOM_VOICES else "")
+    builder = (
+        client.table(table)
+        .select(columns)
+        .not_.is_(RANK_COLUMN, "null")
+        .order(RANK_COLUMN)
+        .order(column)
+        .limit(BACKUP_LIMIT)
+    )
+    return Request(table, builder.execute)
+
+
+def backup_values(rows: Sequence[Mapping[str, Any]], platform: Platform, kind: ModelKind) -> list[tuple[str, bool]]:
+    """The backup model strings (and custom-voice flags) of ranked rows, in rank order, without duplicates.
+
+    Rows without a rank or a string value are skipped: backups are a best effort.
+    """
+    _, column = MODEL_TABLES[(platform, kind)]
+    ranked = [r for r in rows if isinstance(r.get(RANK_COLUMN), int) and isinstance(r.get(column), str)]
+    ranked.sort(key=lambda r: (r[RANK_COLUMN], r[column]))
+    values: list[tuple[str, bool]] = []
+    for row in ranked:
+        if all(row[column] != seen for seen, _ in values):
+            values.append((row[column], bool(row.get("is_custom") or False)))
+    return values
 
 
 async def run_requests(requests: Mapping[str, Request], timeout: float) -> dict[str, Answer]:
@@ -232,6 +302,7 @@ def model_value(
 ) -> tuple[str, bool] | RowProblem:
     """The model string and custom-voice flag of the catalogue's one active row."""
     table, column = MODEL_TABLES[(platform, kind)]
+    rows = [r for r in rows if r.get("is_active", True) is not False]  # a ranked read holds backup rows too
     row = _one(rows, table, "is_active=true")
     if isinstance(row, RowProblem):
         return row

@@ -49,11 +49,21 @@ class _ModelEntry(BaseModel):
 _ModelValue = str | _ModelEntry
 
 
+class _Backups(BaseModel):
+    """``[models.<platform>.backups]``: per kind, the ordered backup model strings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    stt: list[_ModelValue] = []
+    llm: list[_ModelValue] = []
+    tts: list[_ModelValue] = []
+
+
 class _PlatformModels(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     stt: _ModelValue
     llm: _ModelValue
     tts: _ModelValue
+    backups: _Backups = _Backups()
 
 
 class Snapshot(BaseModel):
@@ -85,6 +95,27 @@ class Snapshot(BaseModel):
         if isinstance(entry, str):
             return entry, False
         return entry.value, entry.is_custom
+
+    def backup_values(self, platform: Platform, kind: ModelKind) -> list[tuple[str, bool]]:
+        """The ordered backup model strings (and custom-voice flags) of ``[models.<platform>.backups]``."""
+        if platform not in self.models:
+            return []
+        entries = getattr(self.models[platform].backups, kind)
+        return [(e, False) if isinstance(e, str) else (e.value, e.is_custom) for e in entries]
+
+    def backup_choices(self, platform: Platform, kind: ModelKind) -> list[ModelChoice]:
+        """The valid backup choices of a platform and kind, in file order.
+
+        An invalid entry is left out (``livekit-fallback snapshot check``
+        reports it); it never costs the other backups or the active choice.
+        """
+        choices = []
+        for value, is_custom in self.backup_values(platform, kind):
+            try:
+                choices.append(ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom))
+            except ValidationError:
+                continue
+        return choices
 
     def component(self, key: str, platform: Platform) -> Theme | Node | ModelChoice:
         """Build and validate one component.

@@ -2,7 +2,8 @@
 
 Five requests are in flight at once: the theme, all active nodes of the
 vertical (one request over the ``active_node_prompts`` view), and the
-platform's three active models. The client's own retries are off (they would
+platform's three active models (for LiveKit with the ranked backup rows in
+the same request: the config's backup chain starts with them). The client's own retries are off (they would
 sleep for seconds) and its timeout is an :class:`httpx.Timeout` (float timeouts
 are truncated to whole seconds by postgrest-py). Every response is checked for
 shape and row count before any value is used, because supabase-py returns a
@@ -27,9 +28,9 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
 from ...errors import BadResponse
-from ...log import protect_secrets
+from ...log import logger, protect_secrets
 from ..keys import ComponentKey, ModelKind, Platform
-from ..model import InvalidContent, ModelChoice, Node, Reason, Source, Theme
+from ..model import InvalidContent, ModelChoice, Node, Provenance, Reason, Source, Theme
 from ..validation import first_message
 from . import rows as _rows
 from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact_exception
@@ -46,6 +47,10 @@ __all__ = [
     "check_rows",
     "location_of",
 ]
+
+
+_WITH_BACKUPS = ("livekit",)
+"""Platforms whose calls use backup models (a SignalWire call names one model per kind)."""
 
 
 class SupabaseSource:
@@ -86,6 +91,8 @@ class SupabaseSource:
         self._client: AsyncClient | None = None
         self._http: httpx.AsyncClient | None = None
         self._client_lock = asyncio.Lock()
+        self._ranked: dict[Platform, dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]] = {}
+        self._rank_column = True  # until the database says it has no backup_rank column
 
     @property
     def url(self) -> str:
@@ -119,6 +126,14 @@ class SupabaseSource:
         self._client = None
         self._http = None
 
+    def ranked_backups(self, platform: Platform) -> dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]:
+        """The backup rows (``backup_rank`` set) of the platform's catalogues, as of the latest read.
+
+        Read beside the active rows of each model kind the resolver asks for;
+        empty until then, and for a kind whose backup read failed.
+        """
+        return dict(self._ranked.get(platform, {}))
+
     def queries(self, request: FetchRequest) -> dict[str, Request]:
         """The request each group of components needs.
 
@@ -135,7 +150,8 @@ class SupabaseSource:
             groups["nodes"] = _rows.nodes_request(client, request.vertical, nodes)
         for k in wanted:
             if k.kind == "model":
-                groups[str(k)] = _rows.model_request(client, request.platform, k.model_kind)
+                ranked = self._rank_column and request.platform in _WITH_BACKUPS
+                groups[str(k)] = _rows.model_request(client, request.platform, k.model_kind, ranked=ranked)
         return groups
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
@@ -157,12 +173,40 @@ class SupabaseSource:
                 )
                 outcomes.update({key: failure for key in keys})
             elif answer.error is not None:
+                if name.startswith("models.") and self._rank_column and _rows.is_missing_rank_column(answer.error):
+                    self._no_rank_column(answer.error)
                 exc = redact_exception(answer.error, [self._key])
                 failure = Failure(_classify(exc), format_exception(exc, [self._key]), location, exc)
                 outcomes.update({key: failure for key in keys})
             else:
                 outcomes.update(self._interpret(name, keys, answer.response, request, read_at, location))
         return outcomes
+
+    def _take_backups(
+        self, rows: list[Mapping[str, Any]], platform: Platform, kind: ModelKind, read_at: datetime
+    ) -> None:
+        """Keep the ranked backup rows a model read returned (see :meth:`ranked_backups`)."""
+        table = MODEL_TABLES[(platform, kind)][0]
+        origin = Provenance(source=Source.DATABASE, taken_at=read_at, location=table)
+        chain = []
+        for value, is_custom in _rows.backup_values(rows, platform, kind):
+            try:
+                chain.append((ModelChoice(kind=kind, platform=platform, value=value, is_custom=is_custom), origin))
+            except ValueError:
+                continue  # an invalid backup row is skipped; the active row is checked on its own
+        self._ranked.setdefault(platform, {})[kind] = tuple(chain)
+
+    def _no_rank_column(self, exc: BaseException) -> None:
+        """Read models without backups from now on, and say once how to get them."""
+        self._rank_column = False
+        logger.error(
+            "The model tables have no %s column: apply the migration that adds it "
+            "(supabase/migrations/20251201000000_model_backup_rank.sql). Until then the database's "
+            "ranked backups are not read; this resolution falls back for its models. Error: %s",
+            _rows.RANK_COLUMN,
+            format_exception(exc, [self._key]),
+            extra={"event": "backup_rank_missing"},
+        )
 
     def _interpret(
         self,
@@ -183,6 +227,8 @@ class SupabaseSource:
         if group == "nodes":
             return {key: self._node(by_name, key, request, read_at, location) for key in keys}
         kind = ComponentKey.parse(group).model_kind
+        if request.platform in _WITH_BACKUPS and self._rank_column:
+            self._take_backups(rows, request.platform, kind, read_at)
         return {group: self._model(rows, kind, request.platform, read_at, location)}
 
     def _theme(self, rows: list[Mapping[str, Any]], request: FetchRequest, read_at: datetime, location: str) -> Outcome:
