@@ -86,6 +86,7 @@ class Runs:
         requests: Database requests (or connections, see ``counted``) per resolution.
         stalls: Worst event-loop stall during each resolution (s).
         gc_pauses: Longest garbage-collector pause during each resolution (s).
+        handshakes: TLS handshakes the database's front completed during each resolution.
         counted: What ``requests`` counts: ``requests`` (received by the stand-in)
             or ``connections`` (accepted by the proxy; used when it swallows requests).
     """
@@ -94,6 +95,7 @@ class Runs:
     requests: list[int] = field(default_factory=list)
     stalls: list[float] = field(default_factory=list)
     gc_pauses: list[float] = field(default_factory=list)
+    handshakes: list[int] = field(default_factory=list)
     counted: str = "requests"
 
     @property
@@ -111,6 +113,10 @@ class Runs:
     @property
     def requests_per_resolution(self) -> float:
         return statistics.mean(self.requests)
+
+    @property
+    def handshakes_per_resolution(self) -> float:
+        return statistics.mean(self.handshakes)
 
     @property
     def worst_stall(self) -> float:
@@ -147,20 +153,20 @@ async def measure(infra: Infra, once: Once, runs: int, *, counted: str = "reques
         if cleanup is not None:
             await cleanup()
     result = Runs(counted=counted)
-    index = 0 if counted == "requests" else 1
     for _ in range(runs):
-        before = infra.counters()[index]
+        before = infra.counters()
         with GcWatch() as collector:
             async with Ticker() as ticker:
                 started = time.perf_counter()
                 cleanup = await once()
                 wall = time.perf_counter() - started
-        after = infra.counters()[index]
+        after = infra.counters()
         if cleanup is not None:
             await cleanup()
         result.walls.append(wall)
         result.stalls.append(ticker.worst)
-        result.requests.append(after - before)
+        result.requests.append(getattr(after, counted) - getattr(before, counted))
+        result.handshakes.append(after.handshakes - before.handshakes)
         result.gc_pauses.append(collector.longest)
     return result
 

@@ -15,16 +15,21 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 
 from .measure import Runs
+from .processes import PROC_COLD, PROC_FIRST, PROC_LATER, PROC_PREWARMED, PROC_TOGETHER, ProcessRow
 from .scenarios import (
     BASELINE,
     COLD,
+    COLD_HTTP1,
     DEADLINE,
     FRESH,
     HANG_FIRST,
     HANG_OPEN,
+    HANGING,
+    HEALTHY_0,
     HEALTHY_20,
     OPEN_CACHED,
     OPEN_FRESH,
+    PROCESS_SCENARIOS,
     REFUSED,
     SCENARIOS,
     WARM,
@@ -68,6 +73,7 @@ def _row_cells(row: Row) -> list[str]:
             f"{duration(d.wall)} ‡",
             "—",
             f"{d.requests} ‡",
+            "—",
             f"{duration(d.wall)} ‡",
             f"{duration(d.wall)} ‡",
         ]
@@ -81,6 +87,7 @@ def _row_cells(row: Row) -> list[str]:
         duration(runs.median),
         duration(runs.p99),
         per,
+        f"{runs.handshakes_per_resolution:g}",
         stall(runs.median_stall),
         stall(runs.worst_stall),
     ]
@@ -114,11 +121,35 @@ def header(report: Report) -> list[str]:
 def table(report: Report) -> list[str]:
     lines = [
         "| scenario | reader | runs | wall, median | wall, p99 | DB requests / resolution "
-        "| loop stall, median | loop stall, worst |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| TLS handshakes / resolution | loop stall, median | loop stall, worst |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in ordered(report)]
     return lines
+
+
+def process_table(report: Report) -> list[str]:
+    """The per-process rows: one pickup per new process, the database traffic of all of them."""
+    lines = [
+        "| scenario | processes | n | resolve, median | resolve, p99 | import, median | DB requests "
+        "| connections | TLS handshakes | banners | log records | log lines |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in ordered_processes(report):
+        lines.append(
+            f"| {row.scenario} | {row.reader} | {row.n} | {duration(row.median)} | {duration(row.p99)} "
+            f"| {duration(row.import_median)} | {row.requests} | {row.connections} | {row.handshakes} "
+            f"| {row.banners} | {row.records} | {row.lines} |"
+        )
+    return lines
+
+
+_PROCESS_ORDER = (PROC_COLD, PROC_PREWARMED, PROC_FIRST, PROC_LATER, PROC_TOGETHER)
+
+
+def ordered_processes(report: Report) -> list[ProcessRow]:
+    """Per-process rows grouped by scenario, in :data:`PROCESS_SCENARIOS` order."""
+    return sorted(report.processes, key=lambda r: (PROCESS_SCENARIOS.index(r.scenario), _PROCESS_ORDER.index(r.reader)))
 
 
 def ordered(report: Report) -> list[Row]:
@@ -219,6 +250,59 @@ def targets(report: Report) -> list[Target]:
     out.append(
         Target("warm path: over 100,000 resolutions/s", report.warm_rate > 100_000, f"{report.warm_rate:,.0f}/s")
     )
+    out += process_targets(report, base20)
+    return out
+
+
+def process_targets(report: Report, base20: float) -> list[Target]:
+    """The per-process targets: pickup after prewarm, later processes in an outage, handshakes per cold read."""
+    out: list[Target] = []
+    for scenario in (HEALTHY_0, HEALTHY_20):
+        row = report.process_row(scenario, PROC_PREWARMED)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_PREWARMED}: pickup under 5 ms at p99",
+                row.p99 < 0.005,
+                f"median {duration(row.median)}, p99 {duration(row.p99)}",
+            )
+        )
+    for scenario in (REFUSED, HANGING):
+        row = report.process_row(scenario, PROC_LATER)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_LATER}: under 20 ms at p99",
+                row.p99 < 0.020,
+                f"median {duration(row.median)}, p99 {duration(row.p99)}",
+            )
+        )
+    for reader in (PROC_COLD, PROC_PREWARMED):
+        row = report.process_row(HEALTHY_20, reader)
+        out.append(
+            Target(
+                f"+20 ms, {reader}: >= 10x faster than the baseline",
+                base20 / row.median >= 10,
+                _ratio(base20 / row.median),
+            )
+        )
+    for scenario in (HEALTHY_0, HEALTHY_20):
+        measured = report.row(scenario, COLD).runs
+        assert measured is not None
+        out.append(
+            Target(
+                f"{scenario}, {COLD}: one TLS handshake per cold read",
+                set(measured.handshakes) == {1},
+                f"{measured.handshakes_per_resolution:g} (HTTP/1.1 client: "
+                f"{report.row(scenario, COLD_HTTP1).runs.handshakes_per_resolution:g})",  # type: ignore[union-attr]
+            )
+        )
+        cold = report.process_row(scenario, PROC_COLD)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_COLD}: one TLS handshake per process",
+                cold.handshakes == cold.n,
+                f"{cold.handshakes} for {cold.n} processes",
+            )
+        )
     return out
 
 
@@ -264,6 +348,10 @@ def render(report: Report) -> str:
         *table(report),
         "",
         *ratios(report),
+        "",
+        "Per-process pickups (a new process per call, sharing the machine-wide store; see the notes):",
+        "",
+        *process_table(report),
         "",
         *extras(report),
         "",
