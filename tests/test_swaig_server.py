@@ -19,9 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 from livekit_fallback.config.sources.supabase import SupabaseSource
+from livekit_fallback.config.store import MachineStore
 from livekit_fallback.tools import ToolRegistry, ToolSpec
 from swaig_fallback import FALLBACK_RESPONSE, InsecureServerError, SwaigSchemaError, create_app, run_server
 from tests.support.postgrest import Hang
@@ -584,3 +586,35 @@ def test_reply_unsets_deleted_state_and_routes() -> None:
             {"change_context": "qualify"},
         ],
     }
+
+
+@pytest.mark.parametrize("machine_wide", [True, False], ids=["machine-wide-store", "in-process"])
+async def test_no_request_waits_for_a_probe(seeded, tmp_path, machine_wide: bool) -> None:
+    """During a hanging outage at 20 requests a second, only the requests that probe the database wait."""
+    resolver = Resolver(
+        database=SupabaseSource(seeded.url, seeded.key),
+        snapshots=SnapshotSource(),
+        breaker=CircuitBreaker(cool_down=0.3),
+        deadline=0.5,
+        shared=MachineStore(tmp_path) if machine_wide else None,
+    )
+    seeded.standin.set_fault("*", Hang())
+    async with resolver, serving(resolver, build_registry()) as srv:
+
+        async def timed() -> float:
+            started = time.monotonic()
+            status, _, _ = await srv.get("/swml")
+            assert status == 200
+            return time.monotonic() - started
+
+        assert await timed() < 1.0  # the outage's first request pays the deadline and opens the breaker
+        seeded.standin.clear_requests()
+        tasks = []
+        for _ in range(40):
+            tasks.append(asyncio.create_task(timed()))
+            await asyncio.sleep(0.05)
+        waits = await asyncio.gather(*tasks)
+    reads = len(seeded.standin.requests) // 5
+    slow = [w for w in waits if w > 0.3]
+    assert 1 <= reads <= 8, "one probe per cool-down"
+    assert len(slow) <= reads, f"only probes wait: {len(slow)} slow requests for {reads} probes"

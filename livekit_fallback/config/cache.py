@@ -119,6 +119,9 @@ class ResolutionCache:
                 self._refresh_in_background(key)
             if outcome != "miss":
                 return entry.resolution, outcome
+            if entry.resolution.events and self._reading(key):
+                # A degraded copy while another call reads again (the breaker's probe): nobody waits on it.
+                return entry.resolution, "hit"
         return await self._shared_flight(key), "miss"
 
     def _classify(self, entry: CacheEntry) -> CacheOutcome:
@@ -158,6 +161,10 @@ class ResolutionCache:
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._forget(key, done))
         return await asyncio.shield(task)
+
+    def _reading(self, key: CacheKey) -> bool:
+        task = self._inflight.get(key)
+        return task is not None and not task.done()
 
     def _forget(self, key: CacheKey, done: asyncio.Task[Resolution]) -> None:
         if self._inflight.get(key) is done:

@@ -130,6 +130,7 @@ class Resolver:
             deadline=settings.deadline,
             ttl=settings.ttl,
             shared=store,
+            breaker=CircuitBreaker(cool_down=settings.cool_down) if database is not None else None,
         )
 
     @property

@@ -18,6 +18,8 @@ DEFAULT_DEADLINE = 1.0
 
 DEFAULT_TTL = 5.0
 """Seconds a resolved config is reused in-process; database edits show up after this."""
+DEFAULT_COOL_DOWN = 5.0
+"""Seconds the circuit breaker stays open before one probe read."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class Settings:
             copy in the machine-wide store in ``cache_dir``, shared by every
             process of the machine (``LIVEKIT_FALLBACK_SHARED_STATE=0`` keeps
             them in each process instead, for tests and unusual deployments).
+        cool_down: Seconds the circuit breaker stays open before one probe
+            read is let through (one per machine with the shared store).
     """
 
     supabase_url: str | None = None
@@ -44,6 +48,7 @@ class Settings:
     cache_dir: Path | None = None
     ttl: float = DEFAULT_TTL
     shared_state: bool = True
+    cool_down: float = DEFAULT_COOL_DOWN
 
     def __post_init__(self) -> None:
         if self.supabase_url and not _valid_url(self.supabase_url):
@@ -53,6 +58,8 @@ class Settings:
             raise SettingsError(f"database half-configured: {missing} is not set")
         if not (0 < self.deadline <= 60):
             raise SettingsError(f"deadline must be between 0 and 60 seconds, got {self.deadline}")
+        if not (0 < self.cool_down <= 3600):
+            raise SettingsError(f"cool-down must be between 0 and 3600 seconds, got {self.cool_down}")
         if not (0 <= self.ttl <= 3600):
             raise SettingsError(f"ttl must be between 0 and 3600 seconds, got {self.ttl}")
 
@@ -67,8 +74,8 @@ class Settings:
 
         The variables are ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
         ``LIVEKIT_FALLBACK_SNAPSHOT_DIR``, ``LIVEKIT_FALLBACK_CACHE_DIR``,
-        ``LIVEKIT_FALLBACK_DEADLINE``, ``LIVEKIT_FALLBACK_TTL`` and
-        ``LIVEKIT_FALLBACK_SHARED_STATE``.
+        ``LIVEKIT_FALLBACK_DEADLINE``, ``LIVEKIT_FALLBACK_TTL``,
+        ``LIVEKIT_FALLBACK_COOL_DOWN`` and ``LIVEKIT_FALLBACK_SHARED_STATE``.
 
         Keyword overrides that are not ``None`` win over the environment.
 
@@ -88,6 +95,7 @@ class Settings:
             "cache_dir": Path(cache_dir) if cache_dir else None,
             "ttl": ttl,
             "shared_state": _flag(env, "LIVEKIT_FALLBACK_SHARED_STATE", True),
+            "cool_down": _seconds(env, "LIVEKIT_FALLBACK_COOL_DOWN", DEFAULT_COOL_DOWN),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

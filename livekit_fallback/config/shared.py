@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import StoreUnavailable
+from ..log import logger
 from .alarms import Alarms, FallbackEvent, same_problem
 from .breaker import BreakerState, CircuitBreaker
 from .cache import CacheOutcome
@@ -67,7 +68,7 @@ def encode_resolution(resolution: Resolution) -> str:
     ]
     return json.dumps(
         {
-            "config": resolution.config.model_dump(mode="json"),
+            "config": resolution.config.model_dump_json(),
             "events": events,
             "database_ok": resolution.database_ok,
             "healthy": list(resolution.healthy),
@@ -83,7 +84,7 @@ def decode_resolution(payload: str) -> Resolution:
         ValueError: The payload is not a stored resolution (the caller resolves afresh).
     """
     data = json.loads(payload)
-    config = AgentConfig.model_validate(data["config"])
+    config = AgentConfig.model_validate_json(data["config"])
     events = tuple(
         FallbackEvent(
             e["component"],
@@ -198,6 +199,33 @@ class SharedResolutions:
             StoreUnavailable: The store cannot be used now.
         """
         started = time.monotonic()
+        plan = await self._begin(vertical, platform, fresh)
+        if plan.cache in ("hit", "stale") and plan.entry is not None:
+            resolution = _decoded(plan.entry)
+            if resolution is not None:
+                if plan.refresh:
+                    track(self._refresh(vertical, platform, plan, read))
+                return resolution, "hit" if plan.cache == "hit" else "stale"
+            # A copy this version cannot read (another version wrote it, or it is damaged): resolve afresh.
+            logger.warning(
+                "machine-wide copy of %s/%s is unreadable; resolving afresh",
+                vertical,
+                platform,
+                extra={"event": "store_copy_unreadable", "vertical": vertical, "platform": platform},
+            )
+            if plan.refresh or plan.probe:
+                await _quietly(self.store.release(vertical, platform, probe=plan.probe, holder=plan.holder))
+            plan = await self._begin(vertical, platform, True)
+        if plan.cache == "wait":
+            entry = await self._wait_for_other(vertical, platform, plan.entry, started + 0.9 * self.deadline)
+            resolution = _decoded(entry) if entry is not None else None
+            if resolution is not None:
+                return resolution, "hit"
+            plan = replace(plan, database=False)  # the reader is stuck: no second read, fall back now
+        remaining = max(0.05, self.deadline - (time.monotonic() - started))
+        return await self._read(vertical, platform, plan, read, remaining), "miss"
+
+    async def _begin(self, vertical: str, platform: Platform, fresh: bool) -> Plan:
         plan = await self.store.begin(
             vertical,
             platform,
@@ -208,27 +236,12 @@ class SharedResolutions:
             fresh=fresh,
         )
         self._mirror(plan.breaker)
-        if plan.cache in ("hit", "stale") and plan.entry is not None:
-            resolution = _decoded(plan.entry)
-            if resolution is not None:
-                if plan.refresh:
-                    track(self._refresh(vertical, platform, plan, read))
-                return resolution, "hit" if plan.cache == "hit" else "stale"
-        if plan.cache == "wait":
-            entry = await self._wait_for_other(vertical, platform, plan.entry, started + 0.9 * self.deadline)
-            resolution = _decoded(entry) if entry is not None else None
-            if resolution is not None:
-                return resolution, "hit"
-            plan = replace(plan, database=False)  # the reader is stuck: no second read, fall back now
-        remaining = max(0.05, self.deadline - (time.monotonic() - started))
-        return await self._read(vertical, platform, plan, read, remaining), "miss"
+        return plan
 
     async def _refresh(self, vertical: str, platform: Platform, plan: Plan, read: Reader) -> None:
         try:
             await self._read(vertical, platform, plan, read, self.deadline)
         except Exception:
-            from ..log import logger
-
             logger.exception("background refresh of %s/%s failed", vertical, platform)
 
     async def _read(self, vertical: str, platform: Platform, plan: Plan, read: Reader, deadline: float) -> Resolution:
@@ -237,7 +250,7 @@ class SharedResolutions:
             resolution = await read(vertical, platform, breaker, deadline)
         except BaseException:
             if plan.refresh or plan.probe:
-                await _quietly(self.store.release(vertical, platform, probe=plan.probe))
+                await _quietly(self.store.release(vertical, platform, probe=plan.probe, holder=plan.holder))
             raise
         database_ok, error, timed_out = breaker.verdict or (None, None, False)
         try:
@@ -251,6 +264,7 @@ class SharedResolutions:
                 timed_out=timed_out,
                 failure_threshold=self.breaker.failure_threshold,
                 probe=plan.probe,
+                holder=plan.holder,
             )
         except StoreUnavailable:
             if database_ok is True:

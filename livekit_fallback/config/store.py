@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import queue
 import sqlite3
@@ -54,6 +55,7 @@ RETRY_AFTER = 30.0
 """Seconds an unusable store is left alone before it is tried again."""
 
 _T = TypeVar("_T")
+CacheState = Literal["hit", "stale", "wait", "miss"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -127,14 +129,16 @@ class Plan:
         database: This process may read the database (breaker closed, or it holds the probe).
         probe: This process holds the breaker's probe lease.
         breaker: The breaker as it was read.
+        holder: This call's lease holder (pass it to :meth:`MachineStore.finish`).
     """
 
     entry: StoredConfig | None
-    cache: Literal["hit", "stale", "wait", "miss"]
+    cache: CacheState
     refresh: bool
     database: bool
     probe: bool
     breaker: BreakerRecord
+    holder: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,7 @@ class MachineStore:
         self.op_timeout = op_timeout
         self.clock = clock
         self.holder = f"{os.getpid()}:{id(self):x}"
+        self._calls = itertools.count(1)
         self._worker: _Worker | None = None
         self._conn: sqlite3.Connection | None = None
         self._unusable_until = 0.0
@@ -383,31 +388,46 @@ class MachineStore:
         the probe.
         """
         now = self.clock()
-        holder = self.holder
+        holder = f"{self.holder}:{next(self._calls)}"
+        lease = f"refresh:{vertical}/{platform}"
 
         def operation(conn: sqlite3.Connection) -> Plan:
             with _transaction(conn):
                 entry = _read_config(conn, vertical, platform)
                 breaker = _read_breaker(conn)
                 cooling = breaker.cooling_down(now, cool_down)
+
+                def plan(cache: CacheState, refresh: bool = False, database: bool = False, probe: bool = False) -> Plan:
+                    return Plan(entry, cache, refresh, database, probe, breaker, holder)
+
                 if entry is not None and not fresh:
                     age = now - entry.read_at
-                    if not entry.degraded and age < ttl:
-                        return Plan(entry, "hit", False, False, False, breaker)
-                    if entry.degraded and cooling:
-                        return Plan(entry, "hit", False, False, False, breaker)
-                    if not entry.degraded and ttl > 0 and age < ttl + stale_for:
-                        refresh = _take_lease(conn, f"refresh:{vertical}/{platform}", holder, now, lease_for)
+                    if not entry.degraded:
+                        if age < ttl:
+                            return plan("hit")
+                        if ttl > 0 and age < ttl + stale_for:
+                            refresh = _take_lease(conn, lease, holder, now, lease_for)
+                            database, probe = _claim_database(conn, breaker, cooling, holder, now, lease_for)
+                            if refresh and not database:
+                                _release(conn, lease, holder)
+                            return plan("stale", refresh and database, database, probe)
+                    else:
+                        # A degraded copy is served at once unless this call is the one to read again:
+                        # nobody waits on a database known to be down, or on another call's probe.
+                        if cooling:
+                            return plan("hit")
                         database, probe = _claim_database(conn, breaker, cooling, holder, now, lease_for)
-                        if refresh and not database:
-                            _release(conn, f"refresh:{vertical}/{platform}", holder)
-                        return Plan(entry, "stale", refresh and database, database, probe, breaker)
+                        if probe:
+                            return plan("miss", False, True, True)
+                        if database and _take_lease(conn, lease, holder, now, lease_for):
+                            return plan("miss", True, True)
+                        return plan("hit")
                 database, probe = _claim_database(conn, breaker, cooling, holder, now, lease_for)
                 if database and not probe:
-                    if not _take_lease(conn, f"refresh:{vertical}/{platform}", holder, now, lease_for):
-                        return Plan(entry, "wait", False, False, False, breaker)
-                    return Plan(entry, "miss", True, True, False, breaker)
-                return Plan(entry, "miss", False, database, probe, breaker)
+                    if not _take_lease(conn, lease, holder, now, lease_for):
+                        return plan("wait")
+                    return plan("miss", True, True)
+                return plan("miss", False, database, probe)
 
         return await self.run(operation)
 
@@ -427,14 +447,27 @@ class MachineStore:
         timed_out: bool = False,
         failure_threshold: int = 3,
         probe: bool = False,
+        holder: str | None = None,
     ) -> BreakerRecord:
-        """Record a finished resolution: the config, the breaker's verdict; release this process's leases.
+        """Record a finished resolution: the config, the breaker's verdict; release the call's leases.
+
+        Args:
+            vertical: The vertical.
+            platform: The platform.
+            payload: The resolution to store (``None``: keep the stored one).
+            degraded: Some component came from a fallback copy.
+            database_ok: The database's verdict (``None``: not asked).
+            error: The database error, secrets removed.
+            timed_out: The read ran out of time (opens the breaker at once).
+            failure_threshold: Consecutive failures that open the breaker.
+            probe: The call held the probe.
+            holder: The call's lease holder (:attr:`Plan.holder`).
 
         Returns:
             The breaker after the update.
         """
         now = self.clock()
-        holder = self.holder
+        holder = holder or self.holder
 
         def operation(conn: sqlite3.Connection) -> BreakerRecord:
             with _transaction(conn):
@@ -465,9 +498,9 @@ class MachineStore:
 
         return await self.run(operation)
 
-    async def release(self, vertical: str, platform: str, *, probe: bool = False) -> None:
-        """Give up this process's leases without a verdict (a cancelled resolution)."""
-        holder = self.holder
+    async def release(self, vertical: str, platform: str, *, probe: bool = False, holder: str | None = None) -> None:
+        """Give up a call's leases without a verdict (a cancelled resolution)."""
+        holder = holder or self.holder
 
         def operation(conn: sqlite3.Connection) -> None:
             with _transaction(conn):

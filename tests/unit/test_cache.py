@@ -131,3 +131,21 @@ async def test_another_store_can_hold_the_entries() -> None:
     resolution, _ = await cache.get(KEY)
     entry = store.get(KEY)
     assert isinstance(entry, CacheEntry) and entry.resolution is resolution and entry.stored_at == clock.now
+
+
+async def test_a_degraded_entry_is_served_at_once_while_another_call_reads_again() -> None:
+    """While one call re-reads after a degraded resolution (a probe), others get the degraded copy, not a wait."""
+    loader, clock = Loader(), FakeClock()
+    loader.database.mode = "refuse"
+    cache = _cache(loader, clock)
+    degraded, _ = await cache.get(KEY)
+    assert degraded.events
+    loader.database.mode = "answer"
+    loader.gate = asyncio.Event()
+    probe = asyncio.ensure_future(cache.get(KEY))
+    await asyncio.sleep(0)
+    served, how = await asyncio.wait_for(cache.get(KEY), 0.1)
+    assert (served, how) == (degraded, "hit")
+    loader.gate.set()
+    fresh, fresh_how = await probe
+    assert fresh_how == "miss" and not fresh.events

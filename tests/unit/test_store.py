@@ -52,7 +52,7 @@ async def test_a_fresh_healthy_copy_is_served_by_every_process(stores: list[Mach
     a, b = stores
     first = await a.begin("rm", "livekit", **PLAN)
     assert first.cache == "miss" and first.refresh and first.database
-    await a.finish("rm", "livekit", payload='{"x": 1}', degraded=False, database_ok=True)
+    await a.finish("rm", "livekit", payload='{"x": 1}', degraded=False, database_ok=True, holder=first.holder)
     hit = await b.begin("rm", "livekit", **PLAN)
     assert hit.cache == "hit" and hit.entry is not None and hit.entry.payload == '{"x": 1}' and not hit.database
     clock.now += 61
@@ -67,10 +67,12 @@ async def test_a_fresh_healthy_copy_is_served_by_every_process(stores: list[Mach
 async def test_concurrent_misses_make_one_reader_and_the_rest_wait(stores: list[MachineStore]) -> None:
     """With nothing stored, the first process reads; the second waits for it instead of reading too."""
     a, b = stores
-    assert (await a.begin("rm", "livekit", **PLAN)).cache == "miss"
+    reader = await a.begin("rm", "livekit", **PLAN)
+    assert reader.cache == "miss"
     waiting = await b.begin("rm", "livekit", **PLAN)
     assert waiting.cache == "wait" and not waiting.database
-    await a.finish("rm", "livekit", payload="{}", degraded=False, database_ok=True)
+    assert (await a.begin("rm", "livekit", **PLAN)).cache == "wait", "a second call in the same process waits too"
+    await a.finish("rm", "livekit", payload="{}", degraded=False, database_ok=True, holder=reader.holder)
     assert (await b.begin("rm", "livekit", **PLAN)).cache == "hit"
 
 
@@ -98,9 +100,24 @@ async def test_breaker_opens_machine_wide_and_lets_one_probe_through(stores: lis
     assert probe.database and probe.probe and probe.breaker.state == "open"
     other = await a.begin("rm", "livekit", **PLAN)
     assert not other.database and not other.probe
-    closed = await b.finish("rm", "livekit", payload="{}", degraded=False, database_ok=True, probe=True)
+    same_process = await b.begin("rm", "livekit", **PLAN)
+    assert same_process.cache == "hit" and not same_process.database, "a call during a probe is served at once"
+    closed = await b.finish(
+        "rm", "livekit", payload="{}", degraded=False, database_ok=True, probe=True, holder=probe.holder
+    )
     assert closed.state == "closed" and closed.failures == 0
     assert (await a.begin("rm", "livekit", **PLAN)).cache == "hit"
+
+
+async def test_a_degraded_copy_is_served_while_another_call_reads_again(stores: list[MachineStore]) -> None:
+    """With the breaker closed, one call re-reads after a degraded resolution; the others get the copy at once."""
+    a, b = stores
+    first = await a.begin("rm", "livekit", **PLAN)
+    await a.finish("rm", "livekit", payload="{}", degraded=True, database_ok=True, holder=first.holder)
+    again = await a.begin("rm", "livekit", **PLAN)
+    assert again.cache == "miss" and again.database and again.refresh
+    other = await b.begin("rm", "livekit", **PLAN)
+    assert other.cache == "hit" and other.entry is not None and other.entry.degraded and not other.database
 
 
 async def test_failed_probe_reopens_for_another_cool_down(stores: list[MachineStore], clock: Clock) -> None:

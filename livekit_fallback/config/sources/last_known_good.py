@@ -32,6 +32,7 @@ __all__ = [
     "LastKnownGoodCache",
     "component_from_copy",
     "component_to_copy",
+    "outcome_from_copy",
     "default_cache_dir",
 ]
 
@@ -105,23 +106,8 @@ class LastKnownGoodCache:
             if entry is None:
                 outcomes[key] = Failure(Reason.MISSING_ROW, f"last-known-good copy lacks {key}", str(path))
                 continue
-            try:
-                value = component_from_copy(key, entry["value"], request)
-                read_at = datetime.fromisoformat(entry["read_at"])
-                if read_at.tzinfo is None:  # written by hand or another tool: read as UTC
-                    read_at = read_at.replace(tzinfo=timezone.utc)
-            except (InvalidContent, ValidationError, KeyError, TypeError, ValueError) as exc:
-                outcomes[key] = Failure(Reason.INVALID_CONTENT, f"last-known-good {key}: {exc}", str(path))
-                continue
-            if request.newer_than is not None and read_at < request.newer_than:
-                outcomes[key] = Failure(
-                    Reason.MISSING_ROW,
-                    f"last-known-good {key} (read {read_at.isoformat()}) is older than the snapshot "
-                    f"(taken {request.newer_than.isoformat()})",
-                    str(path),
-                )
-                continue
-            outcomes[key] = Found(value, read_at, str(path))
+            stored = (entry.get("value"), entry.get("read_at")) if isinstance(entry, dict) else (None, None)
+            outcomes[key] = outcome_from_copy(key, *stored, request, str(path))
         return outcomes
 
     def read_components(self, vertical: str, platform: str) -> dict[str, Any]:
@@ -210,6 +196,33 @@ def component_to_copy(config: AgentConfig, key: str) -> Any:
     if component.kind == "node":
         return config.nodes[component.name].model_dump(mode="json")
     return getattr(config.models, component.model_kind).model_dump(mode="json")
+
+
+def outcome_from_copy(key: str, value: Any, read_at: Any, request: FetchRequest, where: str) -> Outcome:
+    """One stored component, validated again: found, or why this copy of it cannot be used.
+
+    Args:
+        key: The component key.
+        value: The stored JSON-ready value.
+        read_at: When it was read from the database (ISO 8601; UTC when no zone is given).
+        request: What the resolver asks for (node set, platform, the snapshot's date).
+        where: The copy's location, for provenance and banners.
+    """
+    try:
+        component = component_from_copy(key, value, request)
+        taken = datetime.fromisoformat(read_at)
+        if taken.tzinfo is None:  # written by hand or another tool: read as UTC
+            taken = taken.replace(tzinfo=timezone.utc)
+    except (InvalidContent, ValidationError, KeyError, TypeError, ValueError) as exc:
+        return Failure(Reason.INVALID_CONTENT, f"last-known-good {key} is invalid: {exc}", where)
+    if request.newer_than is not None and taken < request.newer_than:
+        return Failure(
+            Reason.MISSING_ROW,
+            f"last-known-good {key} (read {taken.isoformat()}) is older than the snapshot "
+            f"(taken {request.newer_than.isoformat()})",
+            where,
+        )
+    return Found(component, taken, where)
 
 
 def component_from_copy(key: str, value: Any, request: FetchRequest) -> Theme | Node | ModelChoice:

@@ -14,17 +14,14 @@ import json
 import os
 import stat
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from ...errors import CacheFileError, InvalidContent, StoreUnavailable
+from ...errors import CacheFileError, StoreUnavailable
 from ..model import AgentConfig, Reason, Source
 from ..store import MachineStore, run_in_daemon_thread
-from .base import Failure, FetchRequest, Found, Outcome
-from .last_known_good import LastKnownGoodCache, component_from_copy, component_to_copy
+from .base import Failure, FetchRequest, Outcome
+from .last_known_good import LastKnownGoodCache, component_to_copy, outcome_from_copy
 
 __all__ = ["SharedLastKnownGood"]
 
@@ -78,25 +75,12 @@ class SharedLastKnownGood:
                 outcomes[key] = Failure(Reason.MISSING_ROW, f"last-known-good copy lacks {key}", where)
                 continue
             try:
-                value = component_from_copy(key, json.loads(stored[0]), request)
-                read_at = datetime.fromisoformat(stored[1])
-                if read_at.tzinfo is None:
-                    read_at = read_at.replace(tzinfo=timezone.utc)
-            except (InvalidContent, ValidationError, KeyError, TypeError, ValueError) as exc:
-                detail = f"last-known-good {request.vertical}/{request.platform} {key} is invalid: {exc}"
-                if self.on_problem is not None:
-                    self.on_problem(where, detail)
-                outcomes[key] = Failure(Reason.INVALID_CONTENT, detail, where)
-                continue
-            if request.newer_than is not None and read_at < request.newer_than:
-                outcomes[key] = Failure(
-                    Reason.MISSING_ROW,
-                    f"last-known-good {key} (read {read_at.isoformat()}) is older than the snapshot "
-                    f"(taken {request.newer_than.isoformat()})",
-                    where,
-                )
-                continue
-            outcomes[key] = Found(value, read_at, where)
+                value = json.loads(stored[0])
+            except ValueError:
+                value = None  # reported as invalid below
+            outcome = outcomes[key] = outcome_from_copy(key, value, stored[1], request, where)
+            if isinstance(outcome, Failure) and outcome.reason is Reason.INVALID_CONTENT and self.on_problem:
+                self.on_problem(where, f"{request.vertical}/{request.platform}: {outcome.detail}")
         return outcomes
 
     async def store(self, config: AgentConfig) -> bool:

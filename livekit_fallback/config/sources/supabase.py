@@ -27,6 +27,7 @@ from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions
 
 from ...errors import BadResponse
+from ...log import protect_secrets
 from ..keys import ComponentKey, ModelKind, Platform
 from ..model import InvalidContent, ModelChoice, Node, Reason, Source, Theme
 from ..validation import first_message
@@ -76,6 +77,7 @@ class SupabaseSource:
     ) -> None:
         if not url or not key:
             raise ValueError("SupabaseSource needs both a URL and a key")
+        protect_secrets(key)  # the key never reaches a log line, whatever carries it there
         self._url = url
         self._key = key
         self._timeout = timeout
