@@ -24,6 +24,7 @@ from .infra import KEY, REPO_ROOT, VERTICAL, Infra
 from .measure import percentile
 
 __all__ = [
+    "PROC_BASELINE",
     "PROC_COLD",
     "PROC_FIRST",
     "PROC_LATER",
@@ -35,6 +36,7 @@ __all__ = [
     "outage_processes",
 ]
 
+PROC_BASELINE = "baseline, new process"
 PROC_COLD = "process, no prewarm (empty store)"
 PROC_PREWARMED = "process, after prewarm (store hit)"
 PROC_FIRST = "process, first of a series"
@@ -113,7 +115,7 @@ class ProcessRow:
 class _Process:
     """A started :mod:`benchmarks.pickup` process that has imported the package and waits for the signal."""
 
-    def __init__(self, cache_dir: str, infra: Infra, ttl: float | None) -> None:
+    def __init__(self, cache_dir: str, infra: Infra, ttl: float | None, *, baseline: bool = False) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LIVEKIT_FALLBACK_", "SUPABASE_"))}
         env.update(
             PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
@@ -125,7 +127,7 @@ class _Process:
         if ttl is not None:
             env["LIVEKIT_FALLBACK_TTL"] = str(ttl)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.pickup", VERTICAL],
+            [sys.executable, "-m", "benchmarks.pickup", *(["--baseline"] if baseline else []), VERTICAL],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.PIPE,
@@ -159,10 +161,10 @@ class _Process:
 
 
 def _run(
-    infra: Infra, cache_dir: str, count: int, *, together: bool, ttl: float | None = None
+    infra: Infra, cache_dir: str, count: int, *, together: bool, ttl: float | None = None, baseline: bool = False
 ) -> tuple[list[Pickup], int, int, int]:
     """Starts ``count`` processes, then signals them one after another (or all at once)."""
-    procs = [_Process(cache_dir, infra, ttl) for _ in range(count)]
+    procs = [_Process(cache_dir, infra, ttl, baseline=baseline) for _ in range(count)]
     before = infra.counters()
     if together:
         for proc in procs:
@@ -193,11 +195,16 @@ def _row(scenario: str, reader: str, measured: tuple[list[Pickup], int, int, int
 def healthy_processes(
     infra: Infra, scenario: str, runs: int, progress: Callable[[str], None], latency: float = 0.0
 ) -> list[ProcessRow]:
-    """A new process per pickup on a healthy database: with an empty store, and after a prewarm."""
+    """A new process per pickup on a healthy database: the original's, and the package's without and after a prewarm."""
     if latency:
         infra.set_mode("delay", latency)
     else:
         infra.set_mode("pass")
+    progress(f"{scenario}: baseline processes")
+    with tempfile.TemporaryDirectory() as cache_dir:
+        base = _row(
+            scenario, PROC_BASELINE, _run(infra, cache_dir, runs, together=False, baseline=True), degraded=False
+        )
     progress(f"{scenario}: processes without prewarm")
     cold = ProcessRow(scenario, PROC_COLD)
     for _ in range(runs):
@@ -213,7 +220,7 @@ def healthy_processes(
         warm = _row(
             scenario, PROC_PREWARMED, _run(infra, cache_dir, runs, together=False, ttl=PREWARM_TTL), degraded=False
         )
-    return [cold, warm]
+    return [base, cold, warm]
 
 
 def outage_processes(

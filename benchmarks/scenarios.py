@@ -21,7 +21,7 @@ from supabase import Client
 
 from . import baseline
 from .infra import VERTICAL, Infra
-from .measure import Cleanup, Runs, Ticker, measure
+from .measure import Cleanup, Runs, Ticker, UnclosedSockets, measure
 from .processes import ProcessRow, healthy_processes, outage_processes
 
 HEALTHY_0 = "healthy, +0 ms"
@@ -91,7 +91,7 @@ QUICK = Plan(
     warm_rate_calls=20_000,
     refused_cap=0.3,
     hang_cap=0.3,
-    process_runs=2,
+    process_runs=1,
     outage_processes=3,
 )
 
@@ -142,6 +142,8 @@ class Report:
     warm_rate: float = 0.0
     peak_memory: dict[str, int] = field(default_factory=dict)
     processes: list[ProcessRow] = field(default_factory=list)
+    hung_sockets: tuple[int, int] = (0, 0)
+    """(sockets the collector closed, resolutions that timed out in a TLS handshake) in the hang scenarios."""
     seconds: float = 0.0
 
     def row(self, scenario: str, reader: str) -> Row:
@@ -323,37 +325,41 @@ async def outages(report: Report, infra: Infra, client: Client, progress: Callab
 
     progress(f"{HANG_FIRST}: package cold")
     infra.set_mode("hang")
-    report.rows.append(
-        Row(
-            HANG_FIRST,
-            COLD,
-            await measure(infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0),
-        )
-    )
-    progress(f"{HANG_OPEN}: package")
-    breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
-    async with _package(infra, breaker=breaker) as resolver:
-        await resolver.resolve(VERTICAL)  # times out and opens the breaker
+    with UnclosedSockets() as leaked:
         report.rows.append(
             Row(
-                HANG_OPEN,
-                OPEN_FRESH,
+                HANG_FIRST,
+                COLD,
                 await measure(
-                    infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections"
+                    infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0
                 ),
             )
         )
-        report.rows.append(
-            Row(
-                HANG_OPEN,
-                OPEN_CACHED,
-                await measure(
-                    infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections"
-                ),
+        progress(f"{HANG_OPEN}: package")
+        breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
+        async with _package(infra, breaker=breaker) as resolver:
+            await resolver.resolve(VERTICAL)  # times out and opens the breaker
+            report.rows.append(
+                Row(
+                    HANG_OPEN,
+                    OPEN_FRESH,
+                    await measure(
+                        infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections"
+                    ),
+                )
             )
-        )
-        if breaker.state is not BreakerState.OPEN:
-            raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
+            report.rows.append(
+                Row(
+                    HANG_OPEN,
+                    OPEN_CACHED,
+                    await measure(
+                        infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections"
+                    ),
+                )
+            )
+            if breaker.state is not BreakerState.OPEN:
+                raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
+    report.hung_sockets = (leaked.count, plan.hang_first_runs + 1)
     progress(f"{HANG_FIRST}: baseline, one request (capped at {plan.hang_cap} s)")
     timeout = float(DEFAULT_POSTGREST_CLIENT_TIMEOUT)
     wall, stall = await _baseline_first_request(infra, client, "hang", plan.hang_cap)
