@@ -87,7 +87,7 @@ class Infra:
         if not line:
             code = self._proc.wait(timeout=30)
             raise RuntimeError(f"benchmark infrastructure exited with status {code} (see stderr above)")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"benchmark infrastructure: {reply['error']}")
         return reply

@@ -194,7 +194,7 @@ class UnclosedSockets:
         try:
             gc.collect()
         finally:
-            self._catcher.__exit__(*exc)
+            self._catcher.__exit__(None, None, None)
         self.count = sum(
             1 for w in self._caught if issubclass(w.category, ResourceWarning) and "unclosed <socket" in str(w.message)
         )

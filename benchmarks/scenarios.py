@@ -47,7 +47,7 @@ DEADLINE = 1.0
 
 @dataclass(frozen=True)
 class Plan:
-    """How many runs of each kind: the full plan takes about 2 min here, the quick one about 30 s."""
+    """How many runs of each kind: the full plan takes about 4 min here, the quick one about 40 s."""
 
     name: str
     baseline_runs: dict[float, int]
@@ -167,7 +167,7 @@ def _check(config: Any, *, degraded: bool) -> None:
 
 
 def _cold(infra: Infra, *, degraded: bool, http1: bool = False) -> Callable[[], Awaitable[Cleanup]]:
-    context = httpx.create_ssl_context() if http1 else None  # once, as the package keeps one per process
+    context = httpx.create_ssl_context()  # once, as the package keeps one per process
 
     async def once() -> Cleanup:
         if http1:  # the client as built before it asked for HTTP/2: one connection per concurrent request
