@@ -35,9 +35,11 @@ __all__ = [
     "DATABASE_READS",
     "DEGRADED",
     "FALLBACKS",
+    "LAST_KNOWN_GOOD_AGE",
     "REGISTRY",
     "RESOLUTIONS",
     "RESOLUTION_SECONDS",
+    "SNAPSHOT_AGE",
     "SWAIG_CALLS",
     "SWML_DOCUMENTS",
     "MetricsServerError",
@@ -103,6 +105,22 @@ SWML_DOCUMENTS = Counter(
     ["outcome"],
     registry=REGISTRY,
 )
+SNAPSHOT_AGE = Gauge(
+    "livekit_fallback_snapshot_age_seconds",
+    "Seconds since the vertical's snapshot file was taken (the last fallback every component has).",
+    ["vertical"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+"""Set whenever the machine's view is read (status page, ``status --serve``'s ``/metrics``)."""
+LAST_KNOWN_GOOD_AGE = Gauge(
+    "livekit_fallback_last_known_good_age_seconds",
+    "Seconds since the oldest component of the machine's last-known-good copy was read from the database.",
+    ["vertical", "platform"],
+    registry=REGISTRY,
+    multiprocess_mode="mostrecent",
+)
+"""Set whenever the machine's view is read (status page, ``status --serve``'s ``/metrics``)."""
 
 
 def render() -> bytes:

@@ -8,6 +8,8 @@ Routes:
 - ``GET /healthz``: ``ok`` / ``degraded`` with each fallback component's source
   and reason class (no details, no secrets); 503 when no config is available.
 - ``GET /metrics``: Prometheus metrics of the package.
+- ``GET /status``: the machine's status page (HTML, :mod:`livekit_fallback.status_page`);
+  error details only with basic auth, like ``/healthz`` never without.
 
 ``/swml`` and ``/swaig`` require basic auth; ``/healthz`` and ``/metrics`` are
 public so probes and scrapers need no secret. Every error is a JSON
@@ -36,6 +38,7 @@ from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver
 from livekit_fallback.log import log_safe, protect_secrets
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import CONTENT_TYPE, SWML_DOCUMENTS, render
+from livekit_fallback.status_page import build_status_page, machine_directory
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import Credentials, InsecureServerError, auth_middleware
@@ -65,8 +68,8 @@ DEFAULT_VERTICAL = "reverse_mortgage"
 DEFAULT_MAX_BODY = 256 * 1024
 """Largest request body accepted, in bytes (SWAIG requests are a few KB; with call logs, more)."""
 
-PATHS = {"swml": "/swml", "swaig": "/swaig", "health": "/healthz", "metrics": "/metrics"}
-PUBLIC_PATHS = frozenset({PATHS["health"], PATHS["metrics"]})
+PATHS = {"swml": "/swml", "swaig": "/swaig", "health": "/healthz", "metrics": "/metrics", "status": "/status"}
+PUBLIC_PATHS = frozenset({PATHS["health"], PATHS["metrics"], PATHS["status"]})
 
 
 _HOST = re.compile(
@@ -147,6 +150,7 @@ def create_app(
     app.router.add_post(PATHS["swaig"], _swaig)
     app.router.add_get(PATHS["health"], _health)
     app.router.add_get(PATHS["metrics"], _metrics)
+    app.router.add_get(PATHS["status"], _status)
     return app
 
 
@@ -234,6 +238,19 @@ async def _health(request: web.Request) -> web.StreamResponse:
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     return web.Response(body=render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def _status(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE]
+    authenticated = state.credentials is None or state.credentials.matches(request.headers.get("Authorization"))
+    resolver = state.resolver
+    page = await build_status_page(
+        machine_directory(resolver),
+        public=not authenticated,
+        snapshot_dirs=getattr(resolver.snapshots, "dirs", ()),
+        title=f"{state.vertical} on SignalWire: livekit-fallback status",
+    )
+    return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
 def is_loopback(host: str) -> bool:

@@ -19,6 +19,8 @@ Conventions the pages follow (and this module enforces):
 - No ``TODO``, ``FIXME`` or ``TBD`` in any page; every page in docs/ is linked from the README; the
   README keeps the test command ``.ci/run`` runs verbatim; docs/benchmarks.md is the benchmark command's
   output (its fixed text, then a full run's figures).
+- The README's LiveKit quickstart is ``examples/quickstart.py`` verbatim (a ``python fragment``: a worker
+  script run with no arguments does not exit 0; tests/test_call.py runs the file's entrypoint instead).
 """
 
 from __future__ import annotations
@@ -197,6 +199,15 @@ def test_readme_keeps_the_ci_test_command() -> None:
     """The README's test command is the one the CI script runs, verbatim."""
     assert TEST_COMMAND in (ROOT / "README.md").read_text(encoding="utf-8")
     assert TEST_COMMAND in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_quickstart_is_the_example_file() -> None:
+    """The README's LiveKit quickstart block is examples/quickstart.py, character for character."""
+    source = (ROOT / "examples" / "quickstart.py").read_text(encoding="utf-8")
+    readme = split_page(ROOT / "README.md")[0]
+    quickstart = [b for b in readme if b.info == "python fragment" and "start_call" in b.code]
+    assert len(quickstart) == 1, "the README has one LiveKit quickstart block"
+    assert quickstart[0].code == source, "README quickstart differs from examples/quickstart.py"
 
 
 def test_benchmark_page_is_generated_from_a_full_run() -> None:

@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS last_known_good (
     vertical TEXT NOT NULL, platform TEXT NOT NULL, component TEXT NOT NULL,
     value TEXT NOT NULL, read_at TEXT NOT NULL, PRIMARY KEY (vertical, platform, component));
 CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS outage_history (
+    vertical TEXT NOT NULL, platform TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL NOT NULL,
+    resolutions INTEGER NOT NULL);
 """
 
 
@@ -574,6 +577,13 @@ class MachineStore:
                 if open_incidents is not None:
                     return decisions, None
                 conn.execute("DELETE FROM outages WHERE vertical = ? AND platform = ?", (vertical, platform))
+                conn.execute(  # ended outages, for the status page's history
+                    "INSERT INTO outage_history VALUES (?, ?, ?, ?, ?)", (vertical, platform, outage[0], now, outage[1])
+                )
+                conn.execute(
+                    "DELETE FROM outage_history WHERE rowid NOT IN "
+                    "(SELECT rowid FROM outage_history ORDER BY ended_at DESC LIMIT 200)"
+                )
                 return decisions, Recovery(outage[0], now - outage[0], outage[1])
 
         return await self.run(operation)
