@@ -490,9 +490,12 @@ hang the fault is lifted after a 3 s cap.
   20-40 ms stall.
 - **TLS and HTTP/2.** The package's client asks for HTTP/2 (`http2=True`, as postgrest-py's own default
   client does), so the five requests of a cold read share one connection and one TLS handshake; through an
-  HTTP/1.1 client they open five. Five handshakes in parallel cost the same round trips as one, so the wall
-  time hardly differs: the gain is handshake CPU on the event loop (the stall columns), four sockets fewer
-  per worker, and one hung connection instead of five when the database hangs.
+  HTTP/1.1 client they open five. The gain is handshake CPU on the event loop (the stall columns), four
+  sockets fewer per worker, and one hung connection instead of five when the database hangs. The cost, on
+  the cold read only: httpcore sends one stream on a new HTTP/2 connection until the server's SETTINGS
+  frame arrives, and a server that sends it after the client's Finished (as the front here does) delays
+  streams 2-5 by one round trip, so the cold read at +20 ms takes a round trip longer than through five
+  parallel HTTP/1.1 connections. Pooled reads are not affected.
 - A cold read now pays TCP's and TLS's round trips before its request (three round trips in all), so a
   worker's first call at +20 ms is measured against a baseline whose connection is already open; the fresh
   read (pooled connection) is the like-for-like comparison of the reads themselves.
