@@ -1,4 +1,4 @@
-"""The benchmark's database side, in its own process: PostgreSQL, the PostgREST stand-in, the fault proxy.
+"""The benchmark's database side, in its own process: PostgreSQL, the PostgREST stand-in, TLS, the fault proxy.
 
 The stand-in and the proxy are Python threads. Run in the benchmark's own
 process they would compete for its GIL and show up as event-loop stalls that
@@ -6,8 +6,15 @@ belong to the "database", not to the reader being measured, so they run in a
 child process, as a real database would. The parent talks to it with one JSON
 object per line over the child's stdin/stdout; closing stdin stops everything.
 
-Everything is reused from the test support code (``tests/support``) and listens
-on 127.0.0.1 only.
+The database is reached as a Supabase project is: over HTTPS, with HTTP/2
+offered by ALPN. Clients connect to the fault proxy (:class:`~.latency.LatencyProxy`),
+which forwards bytes to the TLS front (:class:`~.tls.TlsFront`, certificate
+from a CA made for this run), which serves the PostgREST stand-in. So faults and
+latency apply to the TCP and TLS handshakes too, and the front counts the
+handshakes. Clients trust the CA through ``SSL_CERT_FILE`` (:attr:`Infra.ca_bundle`).
+
+The database, the stand-in and the proxy are reused from the test support code
+(``tests/support``); everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -16,8 +23,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +35,30 @@ VERTICAL = "reverse_mortgage"
 KEY = "benchmark-key-not-a-secret"  # the stand-in does no auth
 
 
+@dataclass(frozen=True)
+class Counters:
+    """Database traffic so far.
+
+    Attributes:
+        requests: HTTP requests the stand-in received.
+        connections: TCP connections the fault proxy accepted.
+        handshakes: TLS handshakes the front completed.
+        h2: Connections that chose HTTP/2.
+    """
+
+    requests: int
+    connections: int
+    handshakes: int
+    h2: int
+
+
 class Infra:
     """Handle on the child process; every method is one round trip over its pipes.
 
     Attributes:
-        direct_url: SUPABASE_URL of the stand-in itself.
-        url: SUPABASE_URL through the fault proxy (use this one; faults apply here).
+        direct_url: SUPABASE_URL of the stand-in itself (plain HTTP, no proxy).
+        url: SUPABASE_URL through the fault proxy and TLS (use this one; faults apply here).
+        ca_bundle: CA bundle (the usual CAs plus this run's) for ``SSL_CERT_FILE``.
         key: The key clients send.
     """
 
@@ -51,6 +78,7 @@ class Infra:
         hello = self._read()
         self.direct_url: str = hello["direct_url"]
         self.url: str = hello["url"]
+        self.ca_bundle: str = hello["ca_bundle"]
         self.key = KEY
 
     def _read(self) -> dict[str, Any]:
@@ -59,7 +87,7 @@ class Infra:
         if not line:
             code = self._proc.wait(timeout=30)
             raise RuntimeError(f"benchmark infrastructure exited with status {code} (see stderr above)")
-        reply = json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
         if "error" in reply:
             raise RuntimeError(f"benchmark infrastructure: {reply['error']}")
         return reply
@@ -75,10 +103,10 @@ class Infra:
         """Switches the fault proxy: ``pass``, ``delay`` (``seconds`` per request), ``refuse``, ``hang``."""
         self._call("mode", mode=mode, seconds=seconds)
 
-    def counters(self) -> tuple[int, int]:
-        """(requests the stand-in received, connections the proxy accepted) so far."""
+    def counters(self) -> Counters:
+        """The database traffic so far."""
         reply = self._call("counters")
-        return reply["requests"], reply["connections"]
+        return Counters(reply["requests"], reply["connections"], reply["handshakes"], reply["h2"])
 
     def close(self) -> None:
         """Stops the stand-in, the proxy and PostgreSQL, and waits for the child; idempotent."""
@@ -113,7 +141,9 @@ def _seed(dsn: str) -> None:
 def _serve() -> None:
     from tests.support.pg import fresh_database, start_postgres
     from tests.support.postgrest import PostgrestStandIn
-    from tests.support.proxy import FaultProxy
+
+    from .latency import LatencyProxy
+    from .tls import TlsFront, make_certificates
 
     # Replies go to a private copy of stdout; anything else printed goes to stderr.
     out = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
@@ -124,11 +154,18 @@ def _serve() -> None:
             dsn = stack.enter_context(fresh_database(server.dsn))
             _seed(dsn)
             standin = stack.enter_context(PostgrestStandIn(dsn))
-            proxy = stack.enter_context(FaultProxy("127.0.0.1", standin.port))
+            certificates = make_certificates(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            front = stack.enter_context(TlsFront(standin.port, certificates))
+            proxy = stack.enter_context(LatencyProxy("127.0.0.1", front.port))
         except Exception as exc:  # report, then let the ExitStack clean up
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), file=out, flush=True)
             return
-        print(json.dumps({"direct_url": standin.url, "url": proxy.url}), file=out, flush=True)
+        hello = {
+            "direct_url": standin.url,
+            "url": f"https://127.0.0.1:{proxy.port}",
+            "ca_bundle": str(certificates.bundle),
+        }
+        print(json.dumps(hello), file=out, flush=True)
         for line in sys.stdin:
             command = json.loads(line)
             op = command["op"]
@@ -136,7 +173,12 @@ def _serve() -> None:
                 proxy.set_mode(command["mode"], seconds=command.get("seconds", 0.0))
                 reply: dict[str, Any] = {"ok": True}
             elif op == "counters":
-                reply = {"requests": len(standin.requests), "connections": proxy.connections}
+                reply = {
+                    "requests": len(standin.requests),
+                    "connections": proxy.connections,
+                    "handshakes": front.handshakes,
+                    "h2": front.h2_connections,
+                }
             else:
                 reply = {"error": f"unknown op {op!r}"}
             print(json.dumps(reply), file=out, flush=True)

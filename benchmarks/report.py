@@ -15,16 +15,21 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 
 from .measure import Runs
+from .processes import PROC_BASELINE, PROC_COLD, PROC_FIRST, PROC_LATER, PROC_PREWARMED, PROC_TOGETHER, ProcessRow
 from .scenarios import (
     BASELINE,
     COLD,
+    COLD_HTTP1,
     DEADLINE,
     FRESH,
     HANG_FIRST,
     HANG_OPEN,
+    HANGING,
+    HEALTHY_0,
     HEALTHY_20,
     OPEN_CACHED,
     OPEN_FRESH,
+    PROCESS_SCENARIOS,
     REFUSED,
     SCENARIOS,
     WARM,
@@ -68,6 +73,7 @@ def _row_cells(row: Row) -> list[str]:
             f"{duration(d.wall)} ‡",
             "—",
             f"{d.requests} ‡",
+            "—",
             f"{duration(d.wall)} ‡",
             f"{duration(d.wall)} ‡",
         ]
@@ -81,6 +87,7 @@ def _row_cells(row: Row) -> list[str]:
         duration(runs.median),
         duration(runs.p99),
         per,
+        f"{runs.handshakes_per_resolution:g}",
         stall(runs.median_stall),
         stall(runs.worst_stall),
     ]
@@ -105,20 +112,44 @@ def header(report: Report) -> list[str]:
         f"Benchmark run {now:%Y-%m-%d %H:%M} UTC, {report.plan.name} mode, {report.seconds:.0f} s; "
         f"Python {platform.python_version()}, supabase {version('supabase')}, httpx {version('httpx')}, "
         f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs" + (f" ({cpu})." if cpu else "."),
-        "Database: throwaway PostgreSQL behind the PostgREST stand-in, in a separate process, reached through "
-        "the tests' fault proxy on 127.0.0.1. Package deadline "
-        f"{DEADLINE:g} s.",
+        "Database: throwaway PostgreSQL behind the PostgREST stand-in, in a separate process, reached over HTTPS "
+        "(HTTP/2 offered by ALPN, certificate from a CA made for the run) through the tests' fault proxy on "
+        f"127.0.0.1. Package deadline {DEADLINE:g} s.",
     ]
 
 
 def table(report: Report) -> list[str]:
     lines = [
         "| scenario | reader | runs | wall, median | wall, p99 | DB requests / resolution "
-        "| loop stall, median | loop stall, worst |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| TLS handshakes / resolution | loop stall, median | loop stall, worst |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in ordered(report)]
     return lines
+
+
+def process_table(report: Report) -> list[str]:
+    """The per-process rows: one pickup per new process, the database traffic of all of them."""
+    lines = [
+        "| scenario | processes | n | resolve, median | resolve, p99 | import, median | DB requests "
+        "| connections | TLS handshakes | banners | log records | log lines |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in ordered_processes(report):
+        lines.append(
+            f"| {row.scenario} | {row.reader} | {row.n} | {duration(row.median)} | {duration(row.p99)} "
+            f"| {duration(row.import_median)} | {row.requests} | {row.connections} | {row.handshakes} "
+            f"| {row.banners} | {row.records} | {row.lines} |"
+        )
+    return lines
+
+
+_PROCESS_ORDER = (PROC_BASELINE, PROC_COLD, PROC_PREWARMED, PROC_FIRST, PROC_LATER, PROC_TOGETHER)
+
+
+def ordered_processes(report: Report) -> list[ProcessRow]:
+    """Per-process rows grouped by scenario, in :data:`PROCESS_SCENARIOS` order."""
+    return sorted(report.processes, key=lambda r: (PROCESS_SCENARIOS.index(r.scenario), _PROCESS_ORDER.index(r.reader)))
 
 
 def ordered(report: Report) -> list[Row]:
@@ -150,6 +181,9 @@ def extras(report: Report) -> list[str]:
         "- Peak Python heap of one resolution (tracemalloc; OpenSSL's own allocations are not counted): "
         + "; ".join(f"{reader} = {value / 1024:,.0f} KiB" for reader, value in mem.items())
         + ".",
+        f"- Sockets left open by a TLS handshake the deadline cancelled (closed later by the garbage collector, "
+        f"with a `ResourceWarning`): {report.hung_sockets[0]} after {report.hung_sockets[1]} resolutions against "
+        "the hanging database.",
     ]
 
 
@@ -219,6 +253,61 @@ def targets(report: Report) -> list[Target]:
     out.append(
         Target("warm path: over 100,000 resolutions/s", report.warm_rate > 100_000, f"{report.warm_rate:,.0f}/s")
     )
+    out += process_targets(report, base20)
+    return out
+
+
+def process_targets(report: Report, base20: float) -> list[Target]:
+    """The per-process targets: pickup after prewarm, later processes in an outage, handshakes per cold read."""
+    out: list[Target] = []
+    for scenario in (HEALTHY_0, HEALTHY_20):
+        row = report.process_row(scenario, PROC_PREWARMED)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_PREWARMED}: pickup under 5 ms at p99",
+                row.p99 < 0.005,
+                f"median {duration(row.median)}, p99 {duration(row.p99)}",
+            )
+        )
+    for scenario in (REFUSED, HANGING):
+        row = report.process_row(scenario, PROC_LATER)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_LATER}: under 20 ms at p99",
+                row.p99 < 0.020,
+                f"median {duration(row.median)}, p99 {duration(row.p99)}",
+            )
+        )
+    base_process = report.process_row(HEALTHY_20, PROC_BASELINE).median
+    for reader in (PROC_COLD, PROC_PREWARMED):
+        row = report.process_row(HEALTHY_20, reader)
+        out.append(
+            Target(
+                f"+20 ms, {reader}: >= 10x faster than the baseline",
+                base20 / row.median >= 10,
+                f"{_ratio(base20 / row.median)} against the baseline's resolution in its warmed-up process, "
+                f"{_ratio(base_process / row.median)} against {PROC_BASELINE}",
+            )
+        )
+    for scenario in (HEALTHY_0, HEALTHY_20):
+        measured = report.row(scenario, COLD).runs
+        assert measured is not None
+        out.append(
+            Target(
+                f"{scenario}, {COLD}: one TLS handshake per cold read",
+                set(measured.handshakes) == {1},
+                f"{measured.handshakes_per_resolution:g} (HTTP/1.1 client: "
+                f"{report.row(scenario, COLD_HTTP1).runs.handshakes_per_resolution:g})",  # type: ignore[union-attr]
+            )
+        )
+        cold = report.process_row(scenario, PROC_COLD)
+        out.append(
+            Target(
+                f"{scenario}, {PROC_COLD}: one TLS handshake per process",
+                cold.handshakes == cold.n,
+                f"{cold.handshakes} for {cold.n} processes",
+            )
+        )
     return out
 
 
@@ -226,14 +315,24 @@ def footnotes(report: Report) -> list[str]:
     lines = [
         "- Wall time is what the caller waits for one resolution. p99 is nearest-rank; with fewer than 100 "
         'runs it is the maximum. DB requests counts the HTTP requests the stand-in received; "conn." counts '
-        "TCP connections the hung proxy accepted (each carries one request that is never answered).",
+        "TCP connections the hung proxy accepted (each holds a TLS handshake that is never answered). TLS "
+        "handshakes are counted by the TLS front when they complete.",
         "- Loop stall: the largest lateness of a 1 ms ticker task running on the same event loop during a "
         'resolution, median and worst over the runs; "< 1 ms" is below what the ticker resolves. The worst '
         "includes any garbage-collector pause that happened to fall inside a run.",
         f"- {COLD}: a new `Resolver` per resolution (a worker's first call: new HTTP client, new connections). "
         f"{FRESH}: one resolver, `fresh=True` (connections reused). {WARM}: one resolver, TTL cache hit. "
-        "The proxy adds latency to requests, not to TCP connects, and the stand-in speaks plain HTTP, so the "
-        "handshakes a cold call pays against a real remote database (TCP, TLS) are not in these figures.",
+        f"{COLD_HTTP1}: as cold, through an HTTP/1.1-only client with the package's other settings, as the "
+        "package built it before it asked for HTTP/2.",
+        "- Per-process rows: each process is a new interpreter configured only through the environment "
+        "(`Resolver.from_settings`, machine-wide store on); resolve is the one `resolve()` call, import is the "
+        "interpreter start and the package import. Processes of one row share a cache directory and are "
+        "started and imported before the first is signalled. After prewarm: one process resolved first into "
+        f"the same directory (TTL raised to 60 s so a slow machine cannot expire it). {PROC_BASELINE}: the "
+        "original's client created at import, then one N+1 read. Outage series start on an empty store: "
+        "the first process meets the outage, the later ones find the machine's state it left. Banners are "
+        "full fallback banners; log records include the counted repeat lines and any notice; log lines count "
+        "the formatted text, traces included.",
         f"- Breaker open: one resolver whose first call timed out (breaker cool-down raised to 600 s so no "
         f"probe lands inside the measurement). {OPEN_FRESH} skips the cache and reads the snapshot; "
         f"{OPEN_CACHED} is an ordinary call served the degraded config from the cache.",
@@ -265,6 +364,10 @@ def render(report: Report) -> str:
         "",
         *ratios(report),
         "",
+        "Per-process pickups (a new process per call, sharing the machine-wide store; see the notes):",
+        "",
+        *process_table(report),
+        "",
         *extras(report),
         "",
         "Targets (informational; never gates CI):",
@@ -290,9 +393,9 @@ replace it.
 
 ```bash
 pip install -e ".[test]"                      # psycopg and the test support code are needed
-python -m benchmarks.run                      # full run (about a minute or two); rewrites docs/benchmarks.md
+python -m benchmarks.run                      # full run (a few minutes); rewrites docs/benchmarks.md
 python -m benchmarks.run --out -              # full run, the page on stdout instead
-python -m benchmarks.run --quick              # a few runs per scenario, seconds; the page on stdout
+python -m benchmarks.run --quick              # a few runs per scenario, under a minute; the page on stdout
 ```
 
 Progress goes to stderr. The quick mode's figures are too few to quote, so it never writes the page unless
@@ -300,12 +403,24 @@ Progress goes to stderr. The quick mode's figures are too few to quote, so it ne
 (`apt-get install -y --no-install-recommends postgresql`), as the tests do; `PG_BIN` and
 `TEST_DATABASE_URL` work the same way. It starts a throwaway PostgreSQL with the project's migrations,
 seeds it from the shipped `reverse_mortgage` snapshot, and serves it with the tests' PostgREST stand-in
-behind the tests' fault proxy, all on 127.0.0.1 and in a child process (so their threads do not compete
-with the measured event loop for the GIL). Everything is stopped at the end.
+behind a TLS front and the tests' fault proxy, all on 127.0.0.1 and in a child process (so their threads do
+not compete with the measured event loop for the GIL). Everything is stopped at the end.
+
+The database is reached as a Supabase project is: over HTTPS, with HTTP/2 offered by ALPN. A CA and a
+server certificate for 127.0.0.1 are made for each run (the `cryptography` package, a test dependency), and
+clients trust it through `SSL_CERT_FILE`, pointed at the usual CA bundle plus that CA (so a client loads
+as many certificates as in production). The TLS front (`benchmarks/tls.py`) answers HTTP/2 itself (`h2`)
+and relays HTTP/1.1; it counts completed handshakes. The fault proxy's `delay` mode is replaced by a
+round-trip model (`benchmarks/latency.py`): every chunk a client sends is delivered the given latency after
+it was sent, however many are in flight, and a new connection's first chunk waits one more round trip for
+the TCP handshake the kernel has already answered. A new HTTPS connection thus costs TCP 1 + TLS 1.3 1 +
+request 1 round trips, as against a remote database.
 
 The test suite runs the quick mode (`tests/test_benchmarks.py`) and checks that every row is produced and
-that the request counts are right (22 per baseline resolution, 5 per package read, 0 per cache hit). It
-asserts nothing about times: machines are noisy. The targets are printed, never enforced.
+that the request counts are right (22 per baseline resolution, 5 per package read, 0 per cache hit), that
+a cold read costs one TLS handshake (five through an HTTP/1.1 client), that a process after prewarm sends
+nothing to the database, and that processes meeting an outage one after another log one set of banners per
+machine. It asserts nothing about times: machines are noisy. The targets are printed, never enforced.
 
 ## What is measured
 
@@ -319,20 +434,34 @@ Readers:
   the `get_node_prompt` RPC; the stand-in serves tables and views, so the baseline reads the same row from
   the `active_node_prompts` view, also one request.
 - **package, cold**: a new `Resolver(database=SupabaseSource(url, key), deadline=1.0)` per resolution:
-  empty caches, a new HTTP client and new connections, i.e. a worker's first call.
+  empty caches, a new HTTP client and a new connection, i.e. a worker's first call. Also measured through
+  an HTTP/1.1-only client (the package's client before it asked for HTTP/2): five concurrent requests,
+  five connections, five TLS handshakes.
 - **package, fresh read**: one resolver, `resolve(..., fresh=True)`: cache bypassed, pooled connections.
   This is the cost of every read after the first (and of a stale-while-revalidate refresh, which callers do
   not wait for).
 - **package, warm**: one resolver, TTL cache hit (what almost every call pickup gets).
 
-Scenarios: a healthy database with 0 ms and with 20 ms added per request (the fault proxy's `delay`
-mode; a database in another region); connection refused (`refuse`); a hanging database (`hang`): the first
-call, and calls while the circuit breaker is open.
+Per process, as LiveKit runs every call in a process of its own (`benchmarks/pickup.py`): a new
+interpreter per pickup, configured only through the environment (`Resolver.from_settings()`, the
+machine-wide store in a cache directory the processes of a row share). Rows: the original's reader in a new
+process; the package without prewarm (empty store); after prewarm (another process has resolved into the
+store; the new process is served from it); and, in each outage, a series of processes on an empty store:
+the first, the later ones one after another, and as many again at once. The processes start and import
+first, then their resolutions are signalled, so the resolve figure is the `resolve()` call alone; the
+import figure (interpreter start plus package import) is shown apart.
+
+Scenarios: a healthy database with 0 ms and with 20 ms round trip (a database in another region);
+connection refused (`refuse`); a hanging database (`hang`: connections are accepted, nothing is answered,
+not even the TLS handshake): the first call, and calls while the circuit breaker is open.
 
 Columns: wall time per resolution (median and nearest-rank p99), database requests per resolution (counted
-by the stand-in; for the hang, connections the hung proxy accepted), and the event-loop stall: the
-lateness of a ticker task sleeping 1 ms on the same loop during each resolution, median and worst. Also:
-peak Python heap of one resolution (tracemalloc) and warm-path resolutions per second.
+by the stand-in; for the hang, connections the hung proxy accepted), TLS handshakes per resolution, and the
+event-loop stall: the lateness of a ticker task sleeping 1 ms on the same loop during each resolution,
+median and worst. Per process: the resolve and import times, and for the whole row the requests,
+connections and handshakes the database side saw and the banners, log records and log lines the processes
+wrote. Also: peak Python heap of one resolution (tracemalloc), warm-path resolutions per second, and the
+sockets a cancelled TLS handshake left to the garbage collector.
 
 The baseline's outage figures are **derived**, not waited for: 20 requests (until the first model read
 raises) times 7 s of retry sleeps (refused) or the 120 s default timeout (hang). One request is measured
@@ -359,11 +488,38 @@ hang the fault is lifted after a 3 s cap.
 - Before the TLS context was built once per process and off the loop, loading the CA bundle blocked the
   loop once per new client: a worker's first call at +20 ms then measured 52-69 ms (7-10x) with a
   20-40 ms stall.
+- **TLS and HTTP/2.** The package's client asks for HTTP/2 (`http2=True`, as postgrest-py's own default
+  client does), so the five requests of a cold read share one connection and one TLS handshake; through an
+  HTTP/1.1 client they open five. The gain is handshake CPU on the event loop (the stall columns), four
+  sockets fewer per worker, and one hung connection instead of five when the database hangs. The cost, on
+  the cold read only: httpcore sends one stream on a new HTTP/2 connection until the server's SETTINGS
+  frame arrives, and a server that sends it after the client's Finished (as the front here does) delays
+  streams 2-5 by one round trip, so the cold read at +20 ms takes a round trip longer than through five
+  parallel HTTP/1.1 connections. Pooled reads are not affected.
+- A cold read now pays TCP's and TLS's round trips before its request (three round trips in all), so a
+  worker's first call at +20 ms is measured against a baseline whose connection is already open; the fresh
+  read (pooled connection) is the like-for-like comparison of the reads themselves.
+- **Per process, without prewarm**, the first resolution carries one-time setup: building the HTTP client
+  imports httpcore, anyio and h2 on first use and loads the CA bundle (in a thread, off the loop), the
+  machine's store file is opened, and the first request runs its code paths for the first time. The
+  original-style process creates its client at import, so that part of its cost is in its import column.
+  **After prewarm** a new process is served from the machine's store: no connection, a few milliseconds.
+- **Outage series.** The breaker is the machine's. A hanging database opens it with one timeout, so the
+  processes after the first skip the database. A refused connection fails fast, and the breaker opens after
+  three failed reads, so processes 2 and 3 of the series each still pay a cold read in a new process: the
+  p99 of the refused row's later processes is theirs. Banners come once per component per incident per
+  machine; later processes log nothing until the repeat interval. At once, one process reads and the others
+  wait for its result; a process whose store operation exceeds the store's time limit in the burst falls
+  back to its in-process path, reads the database itself and logs its own banners (an extra connection
+  and an extra set of banners in that row).
+- A TLS handshake cancelled by the deadline can leave its socket to the garbage collector (httpx over anyio
+  on Python 3.11), which closes it with a `ResourceWarning`; the extras line counts them.
 
-Limits of the setup: the stand-in is a Python PostgREST look-alike, not PostgREST; the proxy delays
-requests but not TCP connects, and everything is plain HTTP on loopback, so the TCP and TLS handshakes a
-cold call pays against a real remote database are not included; on a shared machine absolute figures
-move by tens of percent between runs (ratios and request counts are stable).
+Limits of the setup: the stand-in is a Python PostgREST look-alike, not PostgREST, and the TLS front is a
+small Python HTTP/2 server, not Supabase's; the whole round trip is put on the client's way in, and TLS
+runs on loopback with a P-256 certificate, so handshake CPU is the client's own and the network's share
+is the modelled round trips; on a shared machine absolute figures move by tens of percent between runs
+(ratios and request, connection and handshake counts are stable).
 
 ## Results
 

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from livekit_fallback.config.sources import supabase as _supabase
 
 from .infra import Infra
 from .measure import quiet_package_logs
@@ -30,8 +34,29 @@ def run_benchmarks(*, quick: bool = False, progress: Callable[[str], None] = lam
     """
     plan = QUICK if quick else FULL
     progress("starting PostgreSQL, the PostgREST stand-in and the fault proxy")
-    with Infra() as infra, quiet_package_logs():
+    with Infra() as infra, trusting(infra.ca_bundle), quiet_package_logs():
         return asyncio.run(run_all(infra, plan, progress))
+
+
+@contextmanager
+def trusting(bundle: str) -> Iterator[None]:
+    """Makes this process's clients (and the processes it starts) trust ``bundle``, then restores.
+
+    httpx reads ``SSL_CERT_FILE`` when it builds a TLS context; the package
+    builds one per process and keeps it, so it is dropped on entry and on exit
+    to be rebuilt with the variable as it then is.
+    """
+    saved = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = bundle
+    _supabase._ssl_context.cache_clear()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("SSL_CERT_FILE", None)
+        else:
+            os.environ["SSL_CERT_FILE"] = saved
+        _supabase._ssl_context.cache_clear()
 
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"

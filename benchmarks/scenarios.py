@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from postgrest._sync.request_builder import get_retry_delay
 from postgrest.base_request_builder import MAX_RETRIES
 from postgrest.constants import DEFAULT_POSTGREST_CLIENT_TIMEOUT
@@ -20,7 +21,8 @@ from supabase import Client
 
 from . import baseline
 from .infra import VERTICAL, Infra
-from .measure import Cleanup, Runs, Ticker, measure
+from .measure import Cleanup, Runs, Ticker, UnclosedSockets, measure
+from .processes import ProcessRow, healthy_processes, outage_processes
 
 HEALTHY_0 = "healthy, +0 ms"
 HEALTHY_20 = "healthy, +20 ms"
@@ -28,9 +30,12 @@ REFUSED = "connection refused"
 HANG_FIRST = "hanging, first call"
 HANG_OPEN = "hanging, breaker open"
 SCENARIOS = (HEALTHY_0, HEALTHY_20, REFUSED, HANG_FIRST, HANG_OPEN)
+HANGING = "hanging"
+PROCESS_SCENARIOS = (HEALTHY_0, HEALTHY_20, REFUSED, HANGING)
 
 BASELINE = "baseline: sync client, N+1"
 COLD = "package, cold (new resolver)"
+COLD_HTTP1 = "package, cold, HTTP/1.1 client (before)"
 FRESH = "package, fresh read (pooled)"
 WARM = "package, warm (TTL hit)"
 OPEN_FRESH = "package, fresh=True"
@@ -42,7 +47,7 @@ DEADLINE = 1.0
 
 @dataclass(frozen=True)
 class Plan:
-    """How many runs of each kind: the full plan takes about 75 s here, the quick one about 10 s."""
+    """How many runs of each kind: the full plan takes about 4 min here, the quick one about 40 s."""
 
     name: str
     baseline_runs: dict[float, int]
@@ -55,6 +60,8 @@ class Plan:
     warm_rate_calls: int
     refused_cap: float | None
     hang_cap: float
+    process_runs: int
+    outage_processes: int
 
 
 FULL = Plan(
@@ -69,6 +76,8 @@ FULL = Plan(
     warm_rate_calls=300_000,
     refused_cap=None,
     hang_cap=3.0,
+    process_runs=10,
+    outage_processes=10,
 )
 QUICK = Plan(
     "quick",
@@ -82,6 +91,8 @@ QUICK = Plan(
     warm_rate_calls=20_000,
     refused_cap=0.3,
     hang_cap=0.3,
+    process_runs=1,
+    outage_processes=3,
 )
 
 
@@ -130,10 +141,16 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     warm_rate: float = 0.0
     peak_memory: dict[str, int] = field(default_factory=dict)
+    processes: list[ProcessRow] = field(default_factory=list)
+    hung_sockets: tuple[int, int] = (0, 0)
+    """(sockets the collector closed, resolutions that timed out in a TLS handshake) in the hang scenarios."""
     seconds: float = 0.0
 
     def row(self, scenario: str, reader: str) -> Row:
         return next(r for r in self.rows if r.scenario == scenario and r.reader == reader)
+
+    def process_row(self, scenario: str, reader: str) -> ProcessRow:
+        return next(r for r in self.processes if r.scenario == scenario and r.reader == reader)
 
 
 def _package(infra: Infra, **kwargs: Any) -> Resolver:
@@ -149,9 +166,19 @@ def _check(config: Any, *, degraded: bool) -> None:
         )
 
 
-def _cold(infra: Infra, *, degraded: bool) -> Callable[[], Awaitable[Cleanup]]:
+def _cold(infra: Infra, *, degraded: bool, http1: bool = False) -> Callable[[], Awaitable[Cleanup]]:
+    context = httpx.create_ssl_context()  # once, as the package keeps one per process
+
     async def once() -> Cleanup:
-        resolver = _package(infra)
+        if http1:  # the client as built before it asked for HTTP/2: one connection per concurrent request
+            transport = httpx.AsyncHTTPTransport(
+                verify=context,
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            )
+            source = SupabaseSource(infra.url, infra.key, transport=transport)
+            resolver = Resolver(database=source, deadline=DEADLINE)
+        else:
+            resolver = _package(infra)
         _check(await resolver.resolve(VERTICAL), degraded=degraded)
         return resolver.aclose
 
@@ -190,6 +217,10 @@ async def healthy(
     report.rows.append(Row(scenario, BASELINE, await measure(infra, _baseline(client), plan.baseline_runs[latency])))
     progress(f"{scenario}: package cold")
     report.rows.append(Row(scenario, COLD, await measure(infra, _cold(infra, degraded=False), plan.cold_runs)))
+    progress(f"{scenario}: package cold, HTTP/1.1 client")
+    report.rows.append(
+        Row(scenario, COLD_HTTP1, await measure(infra, _cold(infra, degraded=False, http1=True), plan.cold_runs))
+    )
     progress(f"{scenario}: package fresh and warm")
     async with _package(infra, ttl=3600.0) as resolver:
         report.rows.append(
@@ -294,37 +325,41 @@ async def outages(report: Report, infra: Infra, client: Client, progress: Callab
 
     progress(f"{HANG_FIRST}: package cold")
     infra.set_mode("hang")
-    report.rows.append(
-        Row(
-            HANG_FIRST,
-            COLD,
-            await measure(infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0),
-        )
-    )
-    progress(f"{HANG_OPEN}: package")
-    breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
-    async with _package(infra, breaker=breaker) as resolver:
-        await resolver.resolve(VERTICAL)  # times out and opens the breaker
+    with UnclosedSockets() as leaked:
         report.rows.append(
             Row(
-                HANG_OPEN,
-                OPEN_FRESH,
+                HANG_FIRST,
+                COLD,
                 await measure(
-                    infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections"
+                    infra, _cold(infra, degraded=True), plan.hang_first_runs, counted="connections", warmup=0
                 ),
             )
         )
-        report.rows.append(
-            Row(
-                HANG_OPEN,
-                OPEN_CACHED,
-                await measure(
-                    infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections"
-                ),
+        progress(f"{HANG_OPEN}: package")
+        breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
+        async with _package(infra, breaker=breaker) as resolver:
+            await resolver.resolve(VERTICAL)  # times out and opens the breaker
+            report.rows.append(
+                Row(
+                    HANG_OPEN,
+                    OPEN_FRESH,
+                    await measure(
+                        infra, _resolve(resolver, fresh=True, degraded=True), plan.open_runs, counted="connections"
+                    ),
+                )
             )
-        )
-        if breaker.state is not BreakerState.OPEN:
-            raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
+            report.rows.append(
+                Row(
+                    HANG_OPEN,
+                    OPEN_CACHED,
+                    await measure(
+                        infra, _resolve(resolver, fresh=False, degraded=True), plan.open_runs, counted="connections"
+                    ),
+                )
+            )
+            if breaker.state is not BreakerState.OPEN:
+                raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
+    report.hung_sockets = (leaked.count, plan.hang_first_runs + 1)
     progress(f"{HANG_FIRST}: baseline, one request (capped at {plan.hang_cap} s)")
     timeout = float(DEFAULT_POSTGREST_CLIENT_TIMEOUT)
     wall, stall = await _baseline_first_request(infra, client, "hang", plan.hang_cap)
@@ -342,10 +377,14 @@ async def run_all(infra: Infra, plan: Plan, progress: Callable[[str], None]) -> 
     try:
         for latency in (0.0, 0.02):
             await healthy(report, infra, client, latency, progress)
+            scenario = HEALTHY_20 if latency else HEALTHY_0
+            report.processes += healthy_processes(infra, scenario, plan.process_runs, progress, latency)
         progress("warm path throughput and peak memory")
         report.warm_rate = await warm_rate(infra, plan.warm_rate_calls)
         report.peak_memory = await peak_memory(infra, client)
         await outages(report, infra, client, progress)
+        for scenario, mode in ((REFUSED, "refuse"), (HANGING, "hang")):
+            report.processes += outage_processes(infra, scenario, mode, plan.outage_processes, progress)
     finally:
         infra.set_mode("pass")
         baseline.close_baseline_client(client)

@@ -288,7 +288,9 @@ def build_client(
     Retries off (they sleep for seconds), an :class:`httpx.Timeout` (float
     timeouts are truncated to whole seconds), redirects not followed (httpx
     drops ``Authorization`` on a cross-origin redirect but would still send the
-    ``apiKey`` header, the key, along), and one TLS context per process.
+    ``apiKey`` header, the key, along), one TLS context per process, and
+    HTTP/2 where the server offers it (as Supabase does): the five requests of
+    a read then share one connection and one TLS handshake instead of five.
 
     Args:
         url: The project URL.
@@ -306,6 +308,7 @@ def build_client(
         timeout=httpx.Timeout(timeout),
         limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
         follow_redirects=False,
+        http2=True,
         transport=transport,
     )
     options = AsyncClientOptions(
