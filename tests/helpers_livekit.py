@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import io
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,14 +18,20 @@ from livekit.agents.job import JobAcceptArguments, JobExecutorType, JobProcess, 
 from livekit.agents.utils import http_context
 from livekit.protocol import agent as agent_proto
 from livekit.protocol import models
+from rich.console import Console
 
 from livekit_fallback import AgentConfig, Resolver, SupabaseSource
 from livekit_fallback.tools import ToolRegistry
+from tests.openai_server import ToolCall
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 VERTICAL = "reverse_mortgage"
 DEAD_DATABASE = "http://127.0.0.1:1"
 """Nothing listens on port 1: connection refused, so every component falls back."""
+GREETING = "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
+"""What :func:`scripted` says first."""
+VOICE_KEYS = ("DEEPGRAM_API_KEY", "ELEVEN_API_KEY", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY")
+"""Provider and LiveKit keys a test removes so that only ``OPENAI_BASE_URL`` selects a model."""
 ROOM = "call-4711"
 """The room of the job :func:`job_in_room` makes."""
 
@@ -104,3 +111,33 @@ async def run_shutdown_callbacks(ctx: JobContext, reason: str) -> None:
     """What the worker does once a job is shut down: await every registered shutdown callback."""
     for callback in list(ctx._shutdown_callbacks):
         await callback(reason)
+
+
+def scripted(body: dict[str, Any]) -> Any:
+    """Greets, hands off to verify on the caller's first reply, then opens verify."""
+    messages = body["messages"]
+    if "# Current step: verify" in messages[0]["content"]:
+        return "To protect your privacy, may I have your full name?"
+    if messages[-1]["role"] == "user":
+        return ToolCall("move_to_verify")
+    return GREETING
+
+
+class TextConsole:
+    """Stands in for LiveKit's text-mode console UI: enabled, in text mode, printing to a buffer."""
+
+    def __init__(self, session_directory: Path) -> None:
+        self.enabled = True
+        self.io_acquired = False
+        self.record = False
+        self._tcp_transport = None
+        self.session_directory = session_directory
+        self.console_mode = "text"
+        self.buffer = io.StringIO()
+        self.console = Console(file=self.buffer, width=120)
+
+    def acquire_io(self, *, loop: Any, session: Any) -> None:
+        """As LiveKit's console does in text mode: the session gets no audio in or out."""
+        self.io_acquired = True
+        session.input.audio = None
+        session.output.audio = None

@@ -10,12 +10,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, llm
-from livekit.agents.cli import cli as lk_cli
 from livekit.agents.testing import fake_job_context
 
 from livekit_fallback import Reason, Source
@@ -24,26 +22,13 @@ from livekit_fallback.call import start_call
 from livekit_fallback.metrics import REGISTRY
 from livekit_fallback.providers import build_chain
 from tests.conftest import SeededDatabase
-from tests.helpers_livekit import VERTICAL, example_registry
-from tests.openai_server import OpenAICompatibleServer, ToolCall
+from tests.helpers_livekit import VERTICAL, VOICE_KEYS, TextConsole, example_registry, scripted
+from tests.openai_server import OpenAICompatibleServer
 from tests.support.seed import set_active_model, set_backups
-from tests.test_call import TextConsole
 
 pytestmark = pytest.mark.integration
 
 LLM_TABLE = "livekit_available_llm_models"
-GREETING = "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
-KEYS = ("DEEPGRAM_API_KEY", "ELEVEN_API_KEY", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY")
-
-
-def scripted(body: dict[str, Any]) -> Any:
-    """Greets, hands off to verify on the caller's first reply, then opens verify."""
-    messages = body["messages"]
-    if "# Current step: verify" in messages[0]["content"]:
-        return "To protect your privacy, may I have your full name?"
-    if messages[-1]["role"] == "user":
-        return ToolCall("move_to_verify")
-    return GREETING
 
 
 def sample(name: str, **labels: str) -> float:
@@ -54,17 +39,9 @@ def sample(name: str, **labels: str) -> float:
 @pytest.fixture
 def server_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No provider or LiveKit keys from the shell: the tests set only OPENAI_BASE_URL."""
-    for name in KEYS:
+    for name in VOICE_KEYS:
         monkeypatch.delenv(name, raising=False)
     yield
-
-
-@pytest.fixture
-def text_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TextConsole:
-    """LiveKit's console singleton replaced by a text-mode stand-in for the test."""
-    console = TextConsole(tmp_path)
-    monkeypatch.setattr(lk_cli.AgentsConsole, "_instance", console)
-    return console
 
 
 async def test_database_model_equal_to_snapshot_failing_continues_on_the_first_backup(

@@ -2,57 +2,28 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
-from livekit.agents.cli import cli as lk_cli
 from livekit.agents.testing import fake_job_context
-from rich.console import Console
 
 from livekit_fallback import Resolver
 from livekit_fallback.call import start_call
 from livekit_fallback.errors import ModelBuildError
-from tests.helpers_livekit import VERTICAL, example_registry, job_in_room, load_example
-from tests.openai_server import OpenAICompatibleServer, ToolCall
+from tests.helpers_livekit import (
+    GREETING,
+    VERTICAL,
+    VOICE_KEYS,
+    TextConsole,
+    example_registry,
+    job_in_room,
+    load_example,
+    scripted,
+)
+from tests.openai_server import OpenAICompatibleServer
 
 pytestmark = pytest.mark.integration
-
-GREETING = "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
-VOICE_KEYS = ("DEEPGRAM_API_KEY", "ELEVEN_API_KEY", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY")
-
-
-def scripted(body: dict[str, Any]) -> Any:
-    """Greets, hands off to verify on the caller's first reply, then opens verify."""
-    messages = body["messages"]
-    if "# Current step: verify" in messages[0]["content"]:
-        return "To protect your privacy, may I have your full name?"
-    if messages[-1]["role"] == "user":
-        return ToolCall("move_to_verify")
-    return GREETING
-
-
-class TextConsole:
-    """Stands in for LiveKit's text-mode console UI: enabled, in text mode, printing to a buffer."""
-
-    def __init__(self, session_directory: Path) -> None:
-        self.enabled = True
-        self.io_acquired = False
-        self.record = False
-        self._tcp_transport = None
-        self.session_directory = session_directory
-        self.console_mode = "text"
-        self.buffer = io.StringIO()
-        self.console = Console(file=self.buffer, width=120)
-
-    def acquire_io(self, *, loop: Any, session: Any) -> None:
-        """As LiveKit's console does in text mode: the session gets no audio in or out."""
-        self.io_acquired = True
-        session.input.audio = None
-        session.output.audio = None
 
 
 @pytest.fixture
@@ -61,14 +32,6 @@ def only_an_llm_endpoint(monkeypatch: pytest.MonkeyPatch, clean_env: None) -> It
     for name in VOICE_KEYS:
         monkeypatch.delenv(name, raising=False)
     yield
-
-
-@pytest.fixture
-def text_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TextConsole:
-    """LiveKit's console singleton replaced by a text-mode stand-in for the test."""
-    console = TextConsole(tmp_path)
-    monkeypatch.setattr(lk_cli.AgentsConsole, "_instance", console)
-    return console
 
 
 async def test_console_call_runs_text_only_and_shows_the_greeting(

@@ -9,6 +9,8 @@ must import it first to rewrite its asserts.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,15 @@ def fault_proxy(standin_server: PostgrestStandIn) -> Iterator[FaultProxy]:
     """A :class:`FaultProxy` in ``pass`` mode in front of the stand-in."""
     with FaultProxy("127.0.0.1", standin_server.port) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def text_console(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
+    """LiveKit's console singleton replaced by a text-mode stand-in (:class:`tests.helpers_livekit.TextConsole`)."""
+    from livekit.agents.cli import cli as lk_cli
+
+    from tests.helpers_livekit import TextConsole
+
+    console = TextConsole(tmp_path)
+    monkeypatch.setattr(lk_cli.AgentsConsole, "_instance", console)
+    return console
