@@ -21,13 +21,13 @@ with, for every vertical that has a snapshot:
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from dataclasses import dataclass, field
 
 from livekit.agents import Plugin
 
 from . import __version__
+from .blocking import run_to_completion
 from .config.model import Source
 from .config.resolver import Resolver
 from .config.settings import Settings
@@ -115,25 +115,7 @@ class FallbackPlugin(Plugin):
         Raises:
             SnapshotError: A snapshot file is unusable.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(prepare_configs())
-            return
-        # Called from inside an event loop: run on a thread of its own.
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(prepare_configs())
-            except BaseException as exc:
-                failure.append(exc)
-
-        worker = threading.Thread(target=run, name="livekit-fallback-download-files")
-        worker.start()
-        worker.join()
-        if failure:
-            raise failure[0]
+        run_to_completion(prepare_configs(), thread_name="livekit-fallback-download-files")
 
 
 def register() -> None:

@@ -23,9 +23,7 @@ Verticals: ``verticals=`` when called directly, else ``LIVEKIT_FALLBACK_PREWARM_
 
 from __future__ import annotations
 
-import asyncio
 import os
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from . import providers as _providers  # noqa: F401  (imports and registers the provider plugins)
+from .blocking import run_to_completion
 from .config.resolver import Resolver
 from .config.settings import Settings, SettingsError
 from .config.sources.snapshot import SnapshotSource
@@ -87,7 +86,7 @@ def prewarm(proc: Any = None, *, verticals: Sequence[str] | None = None) -> Prew
         try:
             _warm_tls(settings)
             names = list(verticals) if verticals is not None else _verticals(settings)
-            _run(_resolve_all(settings, names, report))
+            run_to_completion(_resolve_all(settings, names, report), thread_name="livekit-fallback-prewarm")
         except Exception as exc:  # a prewarm never stops the process: the call resolves on its own
             logger.exception("PREWARM failed; the call will resolve on its own: %s", exc)
     report.seconds = time.perf_counter() - started
@@ -109,7 +108,7 @@ def _warm_tls(settings: Settings) -> None:
         return
     assert settings.supabase_url and settings.supabase_key
     _client, http = build_client(settings.supabase_url, settings.supabase_key, timeout=settings.deadline)
-    _run(http.aclose())
+    run_to_completion(http.aclose(), thread_name="livekit-fallback-prewarm")
 
 
 def _verticals(settings: Settings) -> list[str]:
@@ -130,25 +129,3 @@ async def _resolve_all(settings: Settings, verticals: Sequence[str], report: Pre
                 logger.warning("PREWARM: %s could not be resolved ahead of the call: %s", vertical, exc)
             else:
                 report.resolved[vertical] = not config.is_degraded
-
-
-def _run(coroutine: Any) -> None:
-    """Run a coroutine to completion here, or on a thread of its own when this thread runs a loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coroutine)
-        return
-    failure: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coroutine)
-        except BaseException as exc:  # reported on the calling thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=target, name="livekit-fallback-prewarm")
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
