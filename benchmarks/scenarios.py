@@ -16,7 +16,7 @@ from postgrest.base_request_builder import MAX_RETRIES
 from postgrest.constants import DEFAULT_POSTGREST_CLIENT_TIMEOUT
 
 from livekit_fallback import Resolver, SupabaseSource
-from livekit_fallback.config.breaker import BreakerState, CircuitBreaker
+from livekit_fallback.config.state.memory import MemoryStorage
 from supabase import Client
 
 from . import baseline
@@ -154,6 +154,8 @@ class Report:
 
 
 def _package(infra: Infra, **kwargs: Any) -> Resolver:
+    """A resolver with a state of its own: each measurement starts from nothing stored."""
+    kwargs.setdefault("state", MemoryStorage())
     return Resolver(database=SupabaseSource(infra.url, infra.key), deadline=DEADLINE, **kwargs)
 
 
@@ -176,7 +178,7 @@ def _cold(infra: Infra, *, degraded: bool, http1: bool = False) -> Callable[[], 
                 limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
             )
             source = SupabaseSource(infra.url, infra.key, transport=transport)
-            resolver = Resolver(database=source, deadline=DEADLINE)
+            resolver = Resolver(database=source, deadline=DEADLINE, state=MemoryStorage())
         else:
             resolver = _package(infra)
         _check(await resolver.resolve(VERTICAL), degraded=degraded)
@@ -336,8 +338,8 @@ async def outages(report: Report, infra: Infra, client: Client, progress: Callab
             )
         )
         progress(f"{HANG_OPEN}: package")
-        breaker = CircuitBreaker(cool_down=600.0)  # stays open for the whole measurement; see docs/benchmarks.md
-        async with _package(infra, breaker=breaker) as resolver:
+        # cool-down 600 s: the breaker stays open for the whole measurement; see docs/benchmarks.md
+        async with _package(infra, cool_down=600.0) as resolver:
             await resolver.resolve(VERTICAL)  # times out and opens the breaker
             report.rows.append(
                 Row(
@@ -357,8 +359,9 @@ async def outages(report: Report, infra: Infra, client: Client, progress: Callab
                     ),
                 )
             )
-            if breaker.state is not BreakerState.OPEN:
-                raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state.value}, expected open")
+            breaker = await resolver.state.breaker()
+            if breaker.state != "open":
+                raise RuntimeError(f"benchmark invalid: the breaker is {breaker.state}, expected open")
     report.hung_sockets = (leaked.count, plan.hang_first_runs + 1)
     progress(f"{HANG_FIRST}: baseline, one request (capped at {plan.hang_cap} s)")
     timeout = float(DEFAULT_POSTGREST_CLIENT_TIMEOUT)

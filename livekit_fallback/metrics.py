@@ -45,7 +45,9 @@ __all__ = [
     "SWAIG_CALLS",
     "SWML_DOCUMENTS",
     "MetricsServerError",
+    "mark_unbuildable",
     "render",
+    "set_degraded",
     "start_metrics_server",
 ]
 
@@ -136,6 +138,25 @@ LAST_KNOWN_GOOD_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 """Set whenever the machine's view is read (status page, ``status --serve``'s ``/metrics``)."""
+
+
+_UNBUILDABLE: set[tuple[str, str, str]] = set()
+
+
+def mark_unbuildable(vertical: str, platform: str, component: str, unbuildable: bool) -> None:
+    """Note whether a model can be built in this process; its degraded gauge stays 1 while it cannot."""
+    key = (vertical, platform, component)
+    if unbuildable:
+        _UNBUILDABLE.add(key)
+    else:
+        _UNBUILDABLE.discard(key)
+    DEGRADED.labels(vertical, platform, component).set(1 if unbuildable else 0)
+
+
+def set_degraded(vertical: str, platform: str, component: str, degraded: bool) -> None:
+    """Set a component's degraded gauge; a model that cannot be built here stays degraded."""
+    value = degraded or (vertical, platform, component) in _UNBUILDABLE
+    DEGRADED.labels(vertical, platform, component).set(1 if value else 0)
 
 
 def render() -> bytes:

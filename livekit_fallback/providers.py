@@ -41,8 +41,9 @@ from livekit.plugins import deepgram, elevenlabs, openai
 
 from . import metrics
 from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
-from .config.alarms import Alarms, FallbackEvent
+from .config.alarms import FallbackEvent
 from .config.model import AgentConfig, ModelChoice, ModelKind, Models, Provenance, Reason, Source
+from .config.model_alarms import ModelAlarms
 from .config.sources.base import Failure, Found, format_exception
 from .errors import ModelBuildError
 from .log import logger
@@ -63,7 +64,7 @@ Route = Literal["plugin", "inference"]
 
 Instance = stt.STT[Any] | llm.LLM[Any] | tts.TTS[Any]
 
-_ALARMS = Alarms()
+_ALARMS = ModelAlarms()
 """Model-build fallbacks of this process: a full banner first, then counted short lines."""
 
 PLUGIN_PATH = "provider plugin"
@@ -229,7 +230,7 @@ def build_llm(
     *,
     runtime_fallback: bool = True,
     env: Mapping[str, str] | None = None,
-    alarms: Alarms | None = None,
+    alarms: ModelAlarms | None = None,
 ) -> llm.LLM[Any]:
     """Build the config's LLM chain (see :func:`build_chain`) and return what the session uses.
 
@@ -238,9 +239,9 @@ def build_llm(
         runtime_fallback: Wrap the buildable chain in ``llm.FallbackAdapter``
             (with ``False``: only the first buildable entry).
         env: Environment to read keys from (``os.environ`` by default).
-        alarms: Where the ``MODEL UNAVAILABLE`` banner goes (a process-wide
-            instance by default, so repeated failures are counted rather than
-            bannered per call).
+        alarms: Where the ``MODEL UNAVAILABLE`` banner goes (by default through
+            the default resolver's state: one banner per model per incident
+            per machine, then counted lines).
 
     Raises:
         ModelBuildError: No entry of the chain can be built.
@@ -264,7 +265,7 @@ def build_chain(
     *,
     runtime_fallback: bool = True,
     env: Mapping[str, str] | None = None,
-    alarms: Alarms | None = None,
+    alarms: ModelAlarms | None = None,
     vad: Any = None,
 ) -> ModelChain:
     """Build one model kind's backup chain for a call (no network I/O; builds TLS contexts).
@@ -323,7 +324,7 @@ def build_chain(
     if failed is not None:
         provenance = _report_unbuildable(config, kind, failed, first.choice, origin, sink)
     else:
-        sink.resolution(config.vertical, config.platform, (), healthy=[key])
+        sink.buildable(config.vertical, config.platform, key)
     models = tuple(b for b, _ in built)
     instance = first.instance
     if len(models) > 1:
@@ -398,7 +399,12 @@ def _left_out(kind: ModelKind, exc: ModelBuildError) -> None:
 
 
 def _report_unbuildable(
-    config: AgentConfig, kind: ModelKind, exc: ModelBuildError, used: ModelChoice, origin: Provenance, sink: Alarms
+    config: AgentConfig,
+    kind: ModelKind,
+    exc: ModelBuildError,
+    used: ModelChoice,
+    origin: Provenance,
+    sink: ModelAlarms,
 ) -> Provenance:
     """The MODEL UNAVAILABLE banner and metrics; the provenance of the model used instead."""
     key = f"models.{kind}"
@@ -407,9 +413,8 @@ def _report_unbuildable(
     failure = Failure(Reason.UNBUILDABLE, str(exc), location, exc)
     found = Found(used, origin.taken_at, origin.location or origin.source.value)
     now = datetime.now(timezone.utc)
-    sink.fallback(FallbackEvent(key, config.vertical, config.platform, failure, found, origin.source, now))
+    sink.unbuildable(FallbackEvent(key, config.vertical, config.platform, failure, found, origin.source, now))
     metrics.FALLBACKS.labels(key, config.platform, origin.source.value, Reason.UNBUILDABLE.value).inc()
-    metrics.DEGRADED.labels(config.vertical, config.platform, key).set(1)
     return Provenance(
         source=origin.source,
         reason=Reason.UNBUILDABLE,

@@ -4,7 +4,7 @@ Served at ``/status`` by the SignalWire server and by ``livekit-fallback
 status --serve`` (for LiveKit hosts, which run no HTTP server of ours). It is
 built from :class:`~livekit_fallback.config.machine_status.MachineStatus`, so
 it shows what every process of the machine resolved, not one process's
-memory: per component the source, reason and age; the breaker and when it
+memory, each deployment (database) apart: per component the source, reason and age; the breaker and when it
 will let a probe through; open incidents and outages and the recent ended
 ones, with durations and fallback counts; the snapshot and last-known-good
 ages; the node graph with degraded nodes marked (an SVG drawn by Graphviz
@@ -25,9 +25,17 @@ from datetime import datetime
 from html import escape
 from pathlib import Path
 
-from .config.machine_status import ConfigView, MachineStatus, OutageView, export_ages, read_machine_status
+from .config.machine_status import (
+    ConfigView,
+    DeploymentStatus,
+    MachineStatus,
+    OutageView,
+    export_ages,
+    read_machine_status,
+)
 from .config.resolver import Resolver
-from .config.sources.last_known_good import default_cache_dir
+from .config.state.state import default_storage
+from .config.state.storage import StateStorage
 from .snapshots.graph import FlowGraph, to_dot, to_mermaid
 
 __all__ = [
@@ -35,7 +43,7 @@ __all__ = [
     "REFRESH_SECONDS",
     "build_status_page",
     "format_seconds",
-    "machine_directory",
+    "machine_storage",
     "render_graph_html",
     "render_status_page",
 ]
@@ -67,18 +75,20 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem;margin:.3r
 """
 
 
-def machine_directory(resolver: Resolver | None = None) -> Path:
-    """The cache directory holding the machine-wide store a resolver uses (the default one without a resolver)."""
-    if resolver is not None and resolver.shared is not None:
-        return resolver.shared.store.directory
-    return default_cache_dir()
+def machine_storage(resolver: Resolver | None = None) -> StateStorage:
+    """The state a resolver uses (the production default without a resolver): what the page shows."""
+    return resolver.state.storage if resolver is not None else default_storage()
 
 
 async def build_status_page(
-    directory: Path, *, public: bool, snapshot_dirs: Sequence[Path] = (), title: str = "livekit-fallback status"
+    where: Path | StateStorage,
+    *,
+    public: bool,
+    snapshot_dirs: Sequence[Path] = (),
+    title: str = "livekit-fallback status",
 ) -> str:
     """Read the machine's view, refresh the age gauges, and render the page (Graphviz off the event loop)."""
-    status = await read_machine_status(directory, snapshot_dirs=snapshot_dirs)
+    status = await read_machine_status(where, snapshot_dirs=snapshot_dirs)
     export_ages(status)
     return await asyncio.to_thread(render_status_page, status, public=public, title=title)
 
@@ -127,12 +137,10 @@ def render_status_page(status: MachineStatus, *, public: bool, title: str = "liv
     if status.problem:
         problem = "the machine-wide state could not be read" if public else status.problem
         parts.append(f'<p><span class="badge unavailable">STATE UNAVAILABLE</span> {escape(problem)}</p>')
-    parts += _breaker(status, public)
-    parts += _incidents(status)
     parts += _ages(status)
-    for config in status.configs:
-        parts += _config(config, public)
-    if not status.configs and not status.problem:
+    for deployment in status.deployments:
+        parts += _deployment(deployment, public)
+    if not any(d.configs for d in status.deployments) and not status.problem:
         parts.append("<p>No process of this machine has resolved a configuration yet.</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -159,7 +167,26 @@ def render_graph_html(config: ConfigView) -> str:
     )
 
 
-def _breaker(status: MachineStatus, public: bool) -> list[str]:
+def _deployment(deployment: DeploymentStatus, public: bool) -> list[str]:
+    """One deployment apart: its breaker, incidents, copies and configs."""
+    state = "ok" if deployment.healthy else "degraded"
+    name = deployment.label(public=public)
+    parts = [
+        f'<section class="deployment"><h2>Deployment {escape(name)} '
+        f'<span class="badge {state}">{state.upper()}</span></h2>'
+    ]
+    parts += _breaker(deployment, public)
+    parts += _incidents(deployment)
+    copies = [(f"last-known-good copy of {k}", format_seconds(a)) for k, a in deployment.last_known_good_ages.items()]
+    if copies:
+        parts += ["<h3>Last-known-good copies</h3>", _table(("Copy", "Age"), copies)]
+    for config in deployment.configs:
+        parts += _config(config, public)
+    parts.append("</section>")
+    return parts
+
+
+def _breaker(status: DeploymentStatus, public: bool) -> list[str]:
     breaker = status.breaker
     rows = [
         ("State", f'<span class="badge {escape(breaker.state)}">{escape(breaker.state.replace("_", "-"))}</span>'),
@@ -174,11 +201,11 @@ def _breaker(status: MachineStatus, public: bool) -> list[str]:
     if not public and breaker.last_error:
         rows.append(("Last error", f'<span class="detail">{escape(breaker.last_error)}</span>'))
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
-    return ["<h2>Database circuit breaker</h2>", f"<dl>{items}</dl>"]
+    return ["<h3>Database circuit breaker</h3>", f"<dl>{items}</dl>"]
 
 
-def _incidents(status: MachineStatus) -> list[str]:
-    parts = ["<h2>Incidents</h2>"]
+def _incidents(status: DeploymentStatus) -> list[str]:
+    parts = ["<h3>Incidents</h3>"]
     configs = sorted({(i.vertical, i.platform) for i in status.incidents})
     for vertical, platform in configs:
         rows = [
@@ -186,13 +213,13 @@ def _incidents(status: MachineStatus) -> list[str]:
             for i in status.incidents
             if (i.vertical, i.platform) == (vertical, platform)
         ]
-        parts.append(f"<h3>Open in {escape(vertical)}/{escape(platform)}</h3>")
+        parts.append(f"<h4>Open in {escape(vertical)}/{escape(platform)}</h4>")
         parts.append(_table(("Component", "Reason", "Since", "Lasting", "Fallbacks"), rows))
     if status.outages:
-        parts.append("<h3>Open outages</h3>")
+        parts.append("<h4>Open outages</h4>")
         parts.append(_outage_table(status.outages))
     if status.history:
-        parts.append("<h3>Recent, ended</h3>")
+        parts.append("<h4>Recent, ended</h4>")
         parts.append(_outage_table(status.history))
     if len(parts) == 1:
         parts.append("<p>No incident: every component comes from the database.</p>")
@@ -215,10 +242,9 @@ def _outage_table(outages: tuple[OutageView, ...]) -> str:
 
 def _ages(status: MachineStatus) -> list[str]:
     rows = [(f"snapshot of {v}", format_seconds(age)) for v, age in status.snapshot_ages.items()]
-    rows += [(f"last-known-good copy of {k}", format_seconds(age)) for k, age in status.last_known_good_ages.items()]
     if not rows:
         return []
-    return ["<h2>Fallback copies</h2>", _table(("Copy", "Age"), rows)]
+    return ["<h2>Snapshots</h2>", _table(("Copy", "Age"), rows)]
 
 
 def _config(config: ConfigView, public: bool) -> list[str]:
@@ -230,7 +256,7 @@ def _config(config: ConfigView, public: bool) -> list[str]:
         else '<span class="badge ok">ALL FROM DATABASE</span>'
     )
     parts = [
-        f"<h2>{escape(label)} {badge}</h2>",
+        f"<h3>{escape(label)} {badge}</h3>",
         f'<div class="muted">Resolved {format_seconds(config.resolved_seconds_ago)} ago by a process of this machine.'
         "</div>",
     ]
@@ -244,7 +270,7 @@ def _config(config: ConfigView, public: bool) -> list[str]:
         body.append(f"<tr{row_class}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in header)
     parts.append(f'<div class="wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
-    parts.append("<h3>Node graph</h3>")
+    parts.append("<h4>Node graph</h4>")
     parts.append(render_graph_html(config))
     return parts
 

@@ -38,7 +38,7 @@ from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver
 from livekit_fallback.log import log_safe, protect_secrets
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import CONTENT_TYPE, SWML_DOCUMENTS, render
-from livekit_fallback.status_page import build_status_page, machine_directory
+from livekit_fallback.status_page import build_status_page, machine_storage
 from livekit_fallback.tools import ToolRegistry
 
 from .auth import Credentials, InsecureServerError, auth_middleware
@@ -245,7 +245,7 @@ async def _status(request: web.Request) -> web.StreamResponse:
     authenticated = state.credentials is None or state.credentials.matches(request.headers.get("Authorization"))
     resolver = state.resolver
     page = await build_status_page(
-        machine_directory(resolver),
+        machine_storage(resolver),
         public=not authenticated,
         snapshot_dirs=getattr(resolver.snapshots, "dirs", ()),
         title=f"{state.vertical} on SignalWire: livekit-fallback status",

@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from livekit_fallback import Resolver, SnapshotSource, SupabaseSource
-from livekit_fallback.config.breaker import CircuitBreaker
+from livekit_fallback.config.state.memory import MemoryStorage
+from livekit_fallback.config.state.sqlite import SqliteStorage
+from livekit_fallback.config.state.state import forget_process_state
+from livekit_fallback.config.state.storage import StateStorage
 from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 
 from .support.postgrest import PostgrestStandIn
@@ -84,20 +87,40 @@ def seeded(database_dsn: str, standin: PostgrestStandIn) -> SeededDatabase:
     return SeededDatabase(dsn=database_dsn, url=standin.url, key=TEST_KEY, standin=standin)
 
 
+STORAGES = ("sqlite", "memory")
+"""The two storages of the resolution state; the machine-wide file is the default."""
+
+
+@pytest.fixture(params=STORAGES)
+def storage(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> StateStorage:
+    """Each storage of the resolution state in turn: the machine's SQLite file (default), then memory."""
+    if request.param == "sqlite":
+        return SqliteStorage(tmp_path_factory.mktemp("state"))
+    return MemoryStorage()
+
+
+@pytest.fixture(params=STORAGES)
+def each_storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test once per storage, chosen as users choose it (``LIVEKIT_FALLBACK_SHARED_STATE``)."""
+    monkeypatch.setenv("LIVEKIT_FALLBACK_SHARED_STATE", "1" if request.param == "sqlite" else "0")
+    return str(request.param)
+
+
 @pytest.fixture
 async def db_resolver(seeded: SeededDatabase) -> AsyncIterator[Resolver]:
-    """A resolver reading the seeded database through the real supabase client (breaker cool-down 0.3 s)."""
-    breaker = CircuitBreaker(cool_down=0.3)
+    """A resolver as production builds one (machine-wide state), over the seeded database (cool-down 0.3 s)."""
     async with Resolver(
-        database=SupabaseSource(seeded.url, seeded.key), snapshots=SnapshotSource(), breaker=breaker
+        database=SupabaseSource(seeded.url, seeded.key), snapshots=SnapshotSource(), cool_down=0.3
     ) as resolver:
         yield resolver
 
 
 @pytest.fixture(autouse=True)
-def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own cache directory, so no machine-wide state leaks between tests."""
+def _own_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test gets its own cache directory and an empty process memory: no state leaks between tests."""
     monkeypatch.setenv("LIVEKIT_FALLBACK_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+    yield
+    forget_process_state()
 
 
 @pytest.fixture

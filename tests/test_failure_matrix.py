@@ -16,6 +16,8 @@ from .conftest import DB_MARKER, DB_MODELS, SeededDatabase, shipped_snapshot
 from .support.postgrest import Hang, Reset, Status
 from .support.seed import delete_node, set_active_model, set_node_content, set_theme
 
+pytestmark = pytest.mark.usefixtures("each_storage")
+
 DEADLINE = 0.5
 MARGIN = 0.3
 NODES = list(shipped_snapshot()["nodes"])

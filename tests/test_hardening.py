@@ -6,12 +6,10 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
 from livekit_fallback import Reason, Resolver, Source, SupabaseSource, resolve_agent_config
-from livekit_fallback.config.sources.last_known_good import LastKnownGoodCache
 
 from .conftest import DB_MODELS, SeededDatabase
 from .support.postgrest import Status
@@ -108,24 +106,6 @@ async def test_ttl_zero_reads_the_database_every_time(seeded: SeededDatabase) ->
         set_active_model(seeded.dsn, "livekit_available_llm_models", "openai/gpt-4o")
         second = await resolver.resolve("reverse_mortgage")
     assert (first.models.llm.value, second.models.llm.value) == (DB_MODELS["livekit"]["llm"], "openai/gpt-4o")
-
-
-async def test_naive_timestamps_in_the_cache_are_read_as_utc(seeded: SeededDatabase, tmp_path: Path) -> None:
-    """A hand-edited cache file whose read times lack a zone is still served, not a crash."""
-    async with Resolver(
-        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
-    ) as resolver:
-        await resolver.resolve("reverse_mortgage")
-    path = tmp_path / "reverse_mortgage.livekit.json"
-    data = json.loads(path.read_text())
-    for entry in data["components"].values():
-        entry["read_at"] = entry["read_at"].split("+")[0]
-    path.write_text(json.dumps(data))
-    async with Resolver(
-        database=SupabaseSource("http://127.0.0.1:1", seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
-    ) as resolver:
-        config = await resolver.resolve("reverse_mortgage")
-    assert {p.source for p in config.provenance.values()} == {Source.LAST_KNOWN_GOOD}
 
 
 async def test_invalid_settings_still_answer_from_the_snapshot(

@@ -1,4 +1,4 @@
-"""The last-known-good cache: written atomically after reads, preferred over the snapshot, robust to bad files."""
+"""The last-known-good copy: kept in the deployment's state after reads, preferred over the snapshot, robust."""
 
 from __future__ import annotations
 
@@ -7,51 +7,91 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from livekit_fallback import Reason, Resolver, Source, SupabaseSource
-from livekit_fallback.config.sources.last_known_good import LastKnownGoodCache
+from livekit_fallback.config.sources.last_known_good import BACKUPS_KEY
+from livekit_fallback.config.state.storage import StateStorage
 
 from .conftest import DB_MARKER, DB_MODELS, SeededDatabase, shipped_snapshot
-from .support.seed import set_node_content
+from .support.proxy import FaultProxy
+from .support.seed import set_backups, set_node_content
 
-DEAD = "http://127.0.0.1:1"
+pytestmark = pytest.mark.usefixtures("each_storage")
+
+VERTICAL = "reverse_mortgage"
+LLM_TABLE = "livekit_available_llm_models"
 
 
-async def _warm_cache(seeded: SeededDatabase, cache_dir: Path, platform: str = "livekit") -> None:
-    async with Resolver(
-        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(cache_dir)
-    ) as resolver:
-        config = await resolver.resolve("reverse_mortgage", platform)  # type: ignore[arg-type]
+@asynccontextmanager
+async def _resolver(url: str, key: str, **options: object) -> AsyncIterator[Resolver]:
+    """A resolver as production builds one, reading the database at ``url`` afresh each time (TTL 0)."""
+    async with Resolver(database=SupabaseSource(url, key), ttl=0, **options) as resolver:  # type: ignore[arg-type]
+        yield resolver
+
+
+async def _warm(url: str, key: str, platform: str = "livekit") -> Resolver:
+    async with _resolver(url, key) as resolver:
+        config = await resolver.resolve(VERTICAL, platform)  # type: ignore[arg-type]
         assert not config.is_degraded
+    return resolver
 
 
-async def test_cache_file_is_written_after_a_database_read(seeded: SeededDatabase, tmp_path: Path) -> None:
-    """A healthy read leaves one JSON file per vertical and platform, with read times and no temp files."""
-    await _warm_cache(seeded, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reverse_mortgage.livekit.json"]
-    data = json.loads((tmp_path / "reverse_mortgage.livekit.json").read_text())
-    assert data["schema_version"] == 1 and data["platform"] == "livekit"
-    assert len(data["components"]) == 13
-    assert data["components"]["models.llm"]["value"]["value"] == DB_MODELS["livekit"]["llm"]
-    assert seeded.key not in (tmp_path / "reverse_mortgage.livekit.json").read_text()
+async def test_the_copy_is_kept_after_a_database_read(seeded: SeededDatabase, fault_proxy: FaultProxy) -> None:
+    """A healthy read keeps all 13 components and the ranked backups, under the database's URL, without the key."""
+    set_backups(seeded.dsn, LLM_TABLE, ["openai/gpt-4.1-mini"])
+    resolver = await _warm(fault_proxy.url, seeded.key)
+    copy = await resolver.state.last_known_good(VERTICAL, "livekit")
+    assert len([k for k in copy if k != BACKUPS_KEY]) == 13
+    assert json.loads(copy["models.llm"][0])["value"] == DB_MODELS["livekit"]["llm"]
+    assert [c["value"] for c in json.loads(copy[BACKUPS_KEY][0])["llm"]] == ["openai/gpt-4.1-mini"]
+    assert resolver.deployment == fault_proxy.url
+    state_file = Path(os.environ["LIVEKIT_FALLBACK_CACHE_DIR"]) / "state.sqlite3"
+    if state_file.exists():
+        assert seeded.key.encode() not in state_file.read_bytes()
 
 
-def test_a_new_process_serves_the_cached_copy_during_an_outage(seeded: SeededDatabase, tmp_path: Path) -> None:
+async def test_an_outage_serves_the_copy_with_the_databases_backup_chain(
+    seeded: SeededDatabase, fault_proxy: FaultProxy
+) -> None:
+    """During an outage every component comes from the copy, and the config keeps the database's ranked backups."""
+    set_backups(seeded.dsn, LLM_TABLE, ["openai/gpt-4.1-mini"])
+    await _warm(fault_proxy.url, seeded.key)
+    fault_proxy.set_mode("refuse")
+    async with _resolver(fault_proxy.url, seeded.key) as resolver:
+        config = await resolver.resolve(VERTICAL)
+    assert {(p.source, p.reason) for p in config.provenance.values()} == {(Source.LAST_KNOWN_GOOD, Reason.UNREACHABLE)}
+    chain = [choice.value for choice, _ in config.backups["llm"]]
+    assert chain[0] == "openai/gpt-4.1-mini" and config.backups["llm"][0][1].source is Source.LAST_KNOWN_GOOD
+
+
+async def test_rotating_the_key_keeps_the_copy(seeded: SeededDatabase, fault_proxy: FaultProxy) -> None:
+    """The state is keyed by the project URL, never the key: a new key during an outage still gets the copy."""
+    await _warm(fault_proxy.url, seeded.key)
+    fault_proxy.set_mode("refuse")
+    async with _resolver(fault_proxy.url, "a-rotated-service-key") as resolver:
+        config = await resolver.resolve(VERTICAL)
+    assert {p.source for p in config.provenance.values()} == {Source.LAST_KNOWN_GOOD}
+
+
+def test_a_new_process_serves_the_copy_during_an_outage(seeded: SeededDatabase, fault_proxy: FaultProxy) -> None:
     """After a restart with the database down, every component comes from last-known-good, newer than the snapshot."""
     import asyncio
 
-    asyncio.run(_warm_cache(seeded, tmp_path))
+    asyncio.run(_warm(fault_proxy.url, seeded.key))
+    fault_proxy.set_mode("refuse")
     env = {
         **os.environ,
-        "SUPABASE_URL": DEAD,
+        "SUPABASE_URL": fault_proxy.url,
         "SUPABASE_SERVICE_KEY": seeded.key,
-        "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path),
+        "LIVEKIT_FALLBACK_TTL": "0",
     }
     result = subprocess.run(
-        [sys.executable, "-m", "livekit_fallback.cli", "resolve", "--vertical", "reverse_mortgage", "--json"],
+        [sys.executable, "-m", "livekit_fallback.cli", "resolve", "--vertical", VERTICAL, "--json"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,78 +107,76 @@ def test_a_new_process_serves_the_cached_copy_during_an_outage(seeded: SeededDat
 
 
 async def test_a_broken_node_falls_back_to_its_last_good_database_copy(
-    seeded: SeededDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    seeded: SeededDatabase, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A node that turns invalid in the database is served from the copy read before, not the old snapshot."""
     caplog.set_level(logging.ERROR, logger="livekit_fallback")
-    await _warm_cache(seeded, tmp_path)
-    set_node_content(
-        seeded.dsn, "reverse_mortgage", "verify", {"role": "r", "instructions": "i", "valid_contexts": ["nowhere"]}
-    )
-    async with Resolver(
-        database=SupabaseSource(seeded.url, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
-    ) as resolver:
-        config = await resolver.resolve("reverse_mortgage")
+    await _warm(seeded.url, seeded.key)
+    set_node_content(seeded.dsn, VERTICAL, "verify", {"role": "r", "instructions": "i", "valid_contexts": ["nowhere"]})
+    async with _resolver(seeded.url, seeded.key) as resolver:
+        config = await resolver.resolve(VERTICAL)
+        kept = await resolver.state.last_known_good(VERTICAL, "livekit")
     prov = config.provenance["nodes.verify"]
     assert (prov.source, prov.reason) == (Source.LAST_KNOWN_GOOD, Reason.INVALID_CONTENT)
     assert DB_MARKER in config.nodes["verify"].instructions
     assert config.provenance["nodes.greet"].source is Source.DATABASE
     (banner,) = [r for r in caplog.records if getattr(r, "event", None) == "config_fallback"]
     assert "Impact: Using last-known-good node config 'verify'" in banner.getMessage()
-    cached = json.loads((tmp_path / "reverse_mortgage.livekit.json").read_text())
-    assert DB_MARKER in cached["components"]["nodes.verify"]["value"]["instructions"]
+    assert DB_MARKER in json.loads(kept["nodes.verify"][0])["instructions"]
 
 
 @pytest.mark.parametrize(
-    ("content", "fragment"),
+    ("key", "value", "fragment"),
     [
-        (b"{ this is not json", "is corrupt (not JSON"),
-        (b'{"schema_version": 1}', "is corrupt (no components object)"),
-        (json.dumps({"schema_version": 99, "components": {}}).encode(), "schema_version 99"),
+        ("nodes.verify", "{ this is not json", "last-known-good nodes.verify is invalid"),
+        ("models.llm", json.dumps({"kind": "tts", "platform": "livekit", "value": "x/y"}), "models.llm is invalid"),
+        ("theme", json.dumps({"vertical": "another_vertical", "text": "t"}), "theme is invalid"),
     ],
 )
-async def test_bad_cache_files_are_reported_and_skipped(
-    seeded: SeededDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, fragment: str
+async def test_a_bad_component_in_the_copy_is_reported_and_skipped_alone(
+    seeded: SeededDatabase,
+    fault_proxy: FaultProxy,
+    caplog: pytest.LogCaptureFixture,
+    key: str,
+    value: str,
+    fragment: str,
 ) -> None:
-    """Corrupt or newer-schema cache files get their own alarm and the snapshot is used instead."""
+    """A damaged component of the copy gets its own alarm (once) and falls back to the snapshot alone."""
     caplog.set_level(logging.ERROR, logger="livekit_fallback")
-    (tmp_path / "reverse_mortgage.livekit.json").write_bytes(content)
-    async with Resolver(
-        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path), ttl=0
-    ) as resolver:
+    resolver = await _warm(fault_proxy.url, seeded.key)
+    storage: StateStorage = resolver.state.storage
+    await resolver.state.store_last_known_good(VERTICAL, "livekit", {key: (value, "2030-01-01T00:00:00+00:00")})
+    fault_proxy.set_mode("refuse")
+    async with _resolver(fault_proxy.url, seeded.key, state=storage) as resolver:
         for _ in range(3):
-            config = await resolver.resolve("reverse_mortgage", fresh=True)
-    assert {p.source for p in config.provenance.values()} == {Source.SNAPSHOT}
-    assert config.models.llm.value == shipped_snapshot()["models"]["livekit"]["llm"]
+            config = await resolver.resolve(VERTICAL, fresh=True)
+    assert config.provenance[key].source is Source.SNAPSHOT
+    others = {p.source for k, p in config.provenance.items() if k != key}
+    assert others == {Source.LAST_KNOWN_GOOD}
     problems = [r for r in caplog.records if getattr(r, "event", None) == "cache_problem"]
     assert len(problems) == 1 and fragment in problems[0].getMessage()
 
 
-async def test_cache_entry_for_the_other_platform_is_not_used(seeded: SeededDatabase, tmp_path: Path) -> None:
+async def test_the_copy_of_the_other_platform_is_not_used(seeded: SeededDatabase, fault_proxy: FaultProxy) -> None:
     """A SignalWire copy is never served to a LiveKit resolution."""
-    await _warm_cache(seeded, tmp_path, platform="signalwire")
-    async with Resolver(
-        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
-    ) as resolver:
-        config = await resolver.resolve("reverse_mortgage", "livekit")
+    await _warm(fault_proxy.url, seeded.key, platform="signalwire")
+    fault_proxy.set_mode("refuse")
+    async with _resolver(fault_proxy.url, seeded.key) as resolver:
+        config = await resolver.resolve(VERTICAL, "livekit")
     assert {p.source for p in config.provenance.values()} == {Source.SNAPSHOT}
 
 
-async def test_a_snapshot_taken_after_the_cache_beats_it(seeded: SeededDatabase, tmp_path: Path) -> None:
-    """A cached copy read before the snapshot was taken is older than the snapshot, so the snapshot is served."""
-    await _warm_cache(seeded, tmp_path)
-    path = tmp_path / "reverse_mortgage.livekit.json"
-    data = json.loads(path.read_text())
-    for key, entry in data["components"].items():
-        if key != "models.llm":
-            entry["read_at"] = "2025-01-01T00:00:00+00:00"  # before the shipped snapshot (2025-11-21)
-    path.write_text(json.dumps(data))
-    async with Resolver(
-        database=SupabaseSource(DEAD, seeded.key), last_known_good=LastKnownGoodCache(tmp_path)
-    ) as resolver:
-        config = await resolver.resolve("reverse_mortgage")
+async def test_a_snapshot_taken_after_the_copy_beats_it(seeded: SeededDatabase, fault_proxy: FaultProxy) -> None:
+    """A copy read before the snapshot was taken is older than the snapshot, so the snapshot is served."""
+    resolver = await _warm(fault_proxy.url, seeded.key)
+    copy = await resolver.state.last_known_good(VERTICAL, "livekit")
+    old = {k: (v, "2025-01-01T00:00:00") for k, (v, _) in copy.items() if k not in ("models.llm", BACKUPS_KEY)}
+    await resolver.state.store_last_known_good(VERTICAL, "livekit", old)  # naive times are read as UTC
+    fault_proxy.set_mode("refuse")
+    async with _resolver(fault_proxy.url, seeded.key) as resolver:
+        config = await resolver.resolve(VERTICAL)
     assert config.provenance["models.llm"].source is Source.LAST_KNOWN_GOOD
     assert config.models.llm.value == DB_MODELS["livekit"]["llm"]
-    others = {p.source for k, p in config.provenance.items() if k != "models.llm"}
-    assert others == {Source.SNAPSHOT}
+    assert {p.source for k, p in config.provenance.items() if k != "models.llm"} == {Source.SNAPSHOT}
     assert config.provenance["theme"].reason is Reason.UNREACHABLE
+    assert config.theme.text.startswith(shipped_snapshot()["theme"]["identity"][:40])

@@ -7,21 +7,22 @@ proxy, with every process pointing at the same cache directory.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from livekit_fallback.config.machine_status import read_machine_status
+from livekit_fallback.config.state.sqlite import SqliteStorage
 from tests.conftest import DB_MODELS, SeededDatabase
 from tests.support.proxy import FaultProxy
 from tests.support.seed import set_active_model
@@ -68,11 +69,11 @@ def _call(env: dict[str, str]) -> tuple[dict[str, Any], str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
-def _breaker(cache: Path) -> tuple[str, int]:
-    """The machine's breaker state and consecutive failures, as the store holds them."""
-    with closing(sqlite3.connect(cache / "state.sqlite3")) as store:
-        state, failures = store.execute("SELECT state, failures FROM breaker WHERE name = 'database'").fetchone()
-    return state, failures
+def _breaker(cache: Path, url: str) -> tuple[str, int]:
+    """The breaker of the deployment at ``url``, as the machine's state holds it."""
+    status = asyncio.run(read_machine_status(SqliteStorage(cache)))
+    (deployment,) = [d for d in status.deployments if d.deployment == url]
+    return deployment.breaker.state, deployment.breaker.failures
 
 
 def _calls(env: dict[str, str], count: int, *, at_once: bool) -> tuple[list[dict[str, Any]], str]:
@@ -101,7 +102,7 @@ def test_a_hanging_database_costs_one_wait_and_one_set_of_banners(
     assert log.count(BANNER) == COMPONENTS
     if not at_once:
         assert max(r["seconds"] for r in results[1:]) < 0.25
-    assert _breaker(tmp_path)[0] == "open"
+    assert _breaker(tmp_path, fault_proxy.url)[0] == "open"
 
 
 def test_a_refused_database_opens_the_breaker_for_the_machine(
@@ -111,7 +112,7 @@ def test_a_refused_database_opens_the_breaker_for_the_machine(
     fault_proxy.set_mode("refuse")
     env = _env(fault_proxy.url, seeded.key, tmp_path, LIVEKIT_FALLBACK_COOL_DOWN="120")
     results, log = _calls(env, 10, at_once=False)
-    assert _breaker(tmp_path) == ("open", 3), "three failed reads on the machine, then none"
+    assert _breaker(tmp_path, fault_proxy.url) == ("open", 3), "three failed reads on the machine, then none"
     assert all(r["sources"] == ["snapshot"] and r["reasons"] == ["unreachable"] for r in results)
     assert log.count(BANNER) == COMPONENTS
     assert "DATABASE FAILURE continues" not in log  # within the minute: counted, not repeated

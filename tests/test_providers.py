@@ -11,8 +11,10 @@ import pytest
 from livekit.agents import inference, llm, stt, tts
 from livekit.plugins import deepgram, elevenlabs, openai
 
-from livekit_fallback.config.alarms import Alarms
 from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Provenance, Source
+from livekit_fallback.config.model_alarms import ModelAlarms
+from livekit_fallback.config.state.memory import MemoryStorage
+from livekit_fallback.config.state.state import ResolutionState
 from livekit_fallback.providers import ModelBuildError, build_llm, build_model, build_stt, build_tts
 from tests.helpers_livekit import VERTICAL, snapshot_config
 
@@ -150,10 +152,11 @@ def test_unsupported_provider_and_custom_voice_errors() -> None:
 async def test_unbuildable_choice_falls_back_to_snapshot_with_banner(caplog: pytest.LogCaptureFixture) -> None:
     """A database STT that cannot be built is replaced by the snapshot's, with the STT MODEL banner."""
     config = with_models(await snapshot_config(), stt=choice("stt", "assemblyai/universal-streaming:en"))
-    alarms = Alarms()
+    alarms = ModelAlarms(ResolutionState(MemoryStorage(), "snapshot"))
     with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
         built = build_stt(config, env=PLUGIN_KEYS, alarms=alarms)
         again = build_stt(config, env=PLUGIN_KEYS, alarms=alarms)
+        await alarms.settled()
     assert isinstance(built, deepgram.STT) and built.model == "nova-3" and again.model == "nova-3"
     [record] = [r for r in caplog.records if "STT MODEL" in r.getMessage()]  # the repeat is counted, not bannered
     text = record.getMessage()

@@ -22,7 +22,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from livekit_fallback import Resolver, Source, SupabaseSource
-from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 from swaig_fallback import HANGUP_FUNCTION, ResolvedAgent
 
@@ -99,7 +98,7 @@ def _agent(seeded: SeededDatabase) -> ResolvedAgent:
         return Resolver(
             database=SupabaseSource(seeded.url, seeded.key),
             snapshots=SnapshotSource(),
-            breaker=CircuitBreaker(cool_down=0.3),
+            cool_down=0.3,
             deadline=DEADLINE,
         )
 

@@ -25,13 +25,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.resolver import Resolver
-from livekit_fallback.config.sources.last_known_good import LastKnownGoodCache
-from livekit_fallback.config.sources.shared_last_known_good import SharedLastKnownGood
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 from livekit_fallback.config.sources.supabase import SupabaseSource
-from livekit_fallback.config.store import MachineStore
 from swaig_fallback import create_app, run_server
 from tests.conftest import TEST_KEY, SeededDatabase
 from tests.support.proxy import FaultProxy
@@ -80,15 +76,11 @@ def text_of(dom: str) -> str:
 
 @contextlib.asynccontextmanager
 async def outage_resolver(seeded: SeededDatabase, proxy: FaultProxy) -> AsyncIterator[Resolver]:
-    """A resolver like ``Resolver.from_settings``: the database through the proxy, the machine-wide store."""
-    directory = Path(os.environ["LIVEKIT_FALLBACK_CACHE_DIR"])
-    store = MachineStore.for_directory(directory)
+    """A resolver as production builds one: the database through the proxy, the machine-wide state."""
     async with Resolver(
         database=SupabaseSource(proxy.url, seeded.key, timeout=1.0),
         snapshots=SnapshotSource(),
-        last_known_good=SharedLastKnownGood(store, legacy=LastKnownGoodCache(directory)),
-        breaker=CircuitBreaker(cool_down=COOL_DOWN),
-        shared=store,
+        cool_down=COOL_DOWN,
         deadline=1.0,
         ttl=0.0,
     ) as resolver:

@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 from livekit_fallback.config.sources.supabase import SupabaseSource
-from livekit_fallback.config.store import MachineStore
+from livekit_fallback.config.state.memory import MemoryStorage
+from livekit_fallback.config.state.sqlite import SqliteStorage
 from livekit_fallback.tools import ToolRegistry, ToolSpec
 from swaig_fallback import FALLBACK_RESPONSE, InsecureServerError, SwaigSchemaError, create_app, run_server
 from tests.support.postgrest import Hang
@@ -534,7 +534,7 @@ async def test_database_hang_mid_run_falls_back_then_recovers(seeded, db_resolve
         status, text, headers = await srv.get("/swml")
         elapsed = time.monotonic() - started
         seeded.standin.clear_faults()
-        await asyncio.sleep(db_resolver.breaker.cool_down)  # the hang opened the breaker; one cool-down to probe
+        await asyncio.sleep(db_resolver.state.policy.cool_down)  # the hang opened the breaker; one cool-down to probe
         _, recovered_text, recovered_headers = await srv.get("/swml")
     assert status == 200 and swml_errors(json.loads(text)) == []
     assert elapsed < 2.5 and headers["X-Config-Degraded"] == "13"
@@ -588,15 +588,15 @@ def test_reply_unsets_deleted_state_and_routes() -> None:
     }
 
 
-@pytest.mark.parametrize("machine_wide", [True, False], ids=["machine-wide-store", "in-process"])
+@pytest.mark.parametrize("machine_wide", [True, False], ids=["sqlite", "memory"])
 async def test_no_request_waits_for_a_probe(seeded, tmp_path, machine_wide: bool) -> None:
     """During a hanging outage at 20 requests a second, only the requests that probe the database wait."""
     resolver = Resolver(
         database=SupabaseSource(seeded.url, seeded.key),
         snapshots=SnapshotSource(),
-        breaker=CircuitBreaker(cool_down=0.3),
+        cool_down=0.3,
         deadline=0.5,
-        shared=MachineStore(tmp_path) if machine_wide else None,
+        state=SqliteStorage(tmp_path) if machine_wide else MemoryStorage(),
     )
     seeded.standin.set_fault("*", Hang())
     async with resolver, serving(resolver, build_registry()) as srv:

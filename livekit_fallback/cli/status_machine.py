@@ -20,9 +20,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..config.machine_status import MachineStatus, export_ages, read_machine_status
+from ..config.machine_status import DeploymentStatus, MachineStatus, export_ages, read_machine_status
 from ..metrics import CONTENT_TYPE, render
-from ..status_page import build_status_page, format_seconds, machine_directory
+from ..status_page import build_status_page, format_seconds, machine_storage
 from .exit_codes import ExitCode
 
 __all__ = ["DEFAULT_PORT", "add_status_options", "machine_table", "run_machine", "serve_status"]
@@ -54,7 +54,7 @@ def _snapshot_dirs(args: argparse.Namespace) -> list[Path]:
 
 async def run_machine(args: argparse.Namespace) -> int:
     """Print the machine's view; exit 0 healthy, 3 degraded, 4 when the store cannot be read."""
-    status = await read_machine_status(machine_directory(), snapshot_dirs=_snapshot_dirs(args))
+    status = await read_machine_status(machine_storage(), snapshot_dirs=_snapshot_dirs(args))
     export_ages(status)
     if args.json:
         print(json.dumps(status.to_json(), indent=2))
@@ -72,6 +72,20 @@ def machine_table(status: MachineStatus) -> str:
     if status.problem:
         lines.append(f"  the machine-wide state could not be read: {status.problem}")
         return "\n".join(lines)
+    for deployment in status.deployments:
+        lines += ["", *_deployment_lines(deployment)]
+    if not any(d.configs for d in status.deployments):
+        lines += ["", "no process of this machine has resolved a configuration yet"]
+    ages = [(f"snapshot of {v}", format_seconds(a)) for v, a in status.snapshot_ages.items()]
+    if ages:
+        lines += ["", "snapshots:"]
+        lines += _rows([("COPY", "AGE"), *ages])
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _deployment_lines(status: DeploymentStatus) -> list[str]:
+    """One deployment apart: breaker, configs, incidents, outages, copies."""
+    lines = [f"deployment {status.label(public=False)}: {'OK' if status.healthy else 'DEGRADED'}"]
     breaker = status.breaker
     text = f"breaker: {breaker.state.replace('_', '-')}, {breaker.failures} consecutive failure(s)"
     if breaker.opened_at is not None and breaker.state != "closed":
@@ -94,8 +108,6 @@ def machine_table(status: MachineStatus) -> str:
             (c.key, c.source, c.reason or "-", format_seconds(c.age_seconds), c.detail or "") for c in config.components
         ]
         lines += _rows(rows)
-    if not status.configs:
-        lines += ["", "no process of this machine has resolved a configuration yet"]
     if status.incidents:
         lines += ["", "open incidents:"]
         rows = [("CONFIG", "COMPONENT", "REASON", "LASTING", "FALLBACKS")]
@@ -118,12 +130,11 @@ def machine_table(status: MachineStatus) -> str:
             for o in outages
         ]
         lines += _rows(rows)
-    ages = [(f"snapshot of {v}", format_seconds(a)) for v, a in status.snapshot_ages.items()]
-    ages += [(f"last-known-good copy of {k}", format_seconds(a)) for k, a in status.last_known_good_ages.items()]
-    if ages:
-        lines += ["", "fallback copies:"]
-        lines += _rows([("COPY", "AGE"), *ages])
-    return "\n".join(line.rstrip() for line in lines)
+    copies = [(f"last-known-good copy of {k}", format_seconds(a)) for k, a in status.last_known_good_ages.items()]
+    if copies:
+        lines += ["", "last-known-good copies:"]
+        lines += _rows([("COPY", "AGE"), *copies])
+    return lines
 
 
 def _rows(rows: Sequence[Sequence[str]]) -> list[str]:
@@ -133,7 +144,7 @@ def _rows(rows: Sequence[Sequence[str]]) -> list[str]:
 
 def status_app(snapshot_dirs: list[Path]) -> web.Application:
     """The status page server: ``/status``, ``/status.json`` (public view), ``/metrics``; ``/`` redirects."""
-    directory = machine_directory()
+    directory = machine_storage()
 
     async def page(request: web.Request) -> web.StreamResponse:
         html = await build_status_page(directory, public=True, snapshot_dirs=snapshot_dirs)

@@ -10,25 +10,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from ..log import logger
 from .keys import ComponentKey
 from .model import ModelChoice, Platform, Reason, Source
 from .sources.base import Failure, Found
+from .state.records import AlarmDecision, Recovery
 
 __all__ = [
     "BANNER_RULE",
-    "AlarmSink",
     "Alarms",
     "FallbackEvent",
     "banner",
     "fallback_extra",
     "logger",
-    "same_problem",
     "unavailable_banner",
 ]
 
@@ -218,58 +217,18 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-class AlarmSink(Protocol):
-    """Where the resolver reports fallbacks; :class:`Alarms` logs them in this process.
-
-    The dedup state (which incidents are open, when the last line was logged)
-    is the sink's own, so a sink shared by every process of a machine can
-    replace :class:`Alarms` without the resolver changing.
-    """
-
-    def resolution(
-        self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]
-    ) -> None:
-        """Account for one returned resolution (banners, counted lines, recovery)."""
-        ...
-
-    def cache_problem(self, path: str, detail: str) -> None:
-        """A last-known-good file was skipped or not written."""
-        ...
-
-    def snapshot_mode(self, vertical: str, platform: Platform, copy: str) -> None:
-        """No database is configured: say so once per vertical and platform."""
-        ...
-
-
-@dataclass
-class _Incident:
-    started: float
-    started_wall: datetime
-    last_line: float
-    reason: Reason
-    since_line: int = 0
-    total: int = 1
-
-
-@dataclass
-class _Outage:
-    started: float
-    started_wall: datetime
-    resolutions: int = 0
-
-
 class Alarms:
-    """Where the resolver reports fallbacks: loud first, then counted, never silent.
+    """Writes the alarms: the banner that opens an incident, the counted lines, the recovery line.
 
-    The first fallback of a component logs the full banner (with the trace).
-    While that component keeps falling back, one short ERROR line per
-    ``repeat_interval`` says how many more times it did. When every component of
-    a vertical is served from the database again, one line says the database
-    is back, how long the outage lasted and how many resolutions it degraded.
+    Whether a line is due is not decided here: the deployment's state decides
+    it for every process of the machine (:func:`~livekit_fallback.config.state.policy.account`),
+    and this class writes what was decided. The last-known-good problem lines
+    and the snapshot-mode line are throttled per process (they are about this
+    process's files and settings, not about the database).
 
     Args:
         log: The logger to write to (the package logger by default).
-        repeat_interval: Seconds between short lines for an ongoing fallback.
+        repeat_interval: Seconds between lines about one last-known-good problem.
         clock: Monotonic clock (injectable for tests).
     """
 
@@ -280,38 +239,35 @@ class Alarms:
         self.repeat_interval = repeat_interval
         self._clock = clock
         self._snapshot_mode_reported: set[tuple[str, str]] = set()
-        self._incidents: dict[tuple[str, str, str], _Incident] = {}
-        self._outages: dict[tuple[str, str], _Outage] = {}
         self._problems_reported: dict[tuple[str, str], float] = {}
 
-    def resolution(
-        self, vertical: str, platform: Platform, events: Sequence[FallbackEvent], healthy: Iterable[str]
+    def report(
+        self,
+        vertical: str,
+        platform: str,
+        events: Sequence[FallbackEvent],
+        decisions: Sequence[AlarmDecision],
+        recovery: Recovery | None,
     ) -> None:
-        """Account for one returned resolution.
+        """Write what the state decided about one served resolution.
 
         Args:
             vertical: The vertical resolved.
             platform: The platform resolved.
             events: One per component served from a fallback.
-            healthy: Component keys served from the database.
+            decisions: One per event, in order.
+            recovery: The outage this resolution ended, if any.
         """
-        if not events and not self._incidents and not self._outages:
-            return  # the common, healthy case: nothing to report or close
-        now = self._clock()
         traced: set[int] = set()
-        for event in events:
-            self._fallback(event, now, traced)
-        for component in healthy:
-            self._incidents.pop((vertical, platform, component), None)
-        key = (vertical, platform)
-        if events:
-            outage = self._outages.get(key)
-            if outage is None:
-                outage = self._outages[key] = _Outage(now, datetime.now(timezone.utc))
-            outage.resolutions += 1
-        elif key in self._outages and not any(k[:2] == key for k in self._incidents):
-            outage = self._outages.pop(key)
-            self.log_recovery(vertical, platform, now - outage.started, outage.resolutions, outage.started_wall)
+        for event, decision in zip(events, decisions, strict=True):
+            if decision.action == "banner":
+                self.log_banner(event, traced)
+            elif decision.action == "repeat":
+                started = datetime.fromtimestamp(decision.started_at, timezone.utc)
+                self.log_repeat(event, decision.since_line, decision.interval, decision.total, started)
+        if recovery is not None:
+            started = datetime.fromtimestamp(recovery.started_at, timezone.utc)
+            self.log_recovery(vertical, platform, recovery.seconds, recovery.resolutions, started)
 
     def log_recovery(self, vertical: str, platform: str, seconds: float, resolutions: int, started: datetime) -> None:
         """Log the one line that ends an outage: how long it lasted, how many resolutions it degraded."""
@@ -331,27 +287,6 @@ class Alarms:
                 "degraded_resolutions": resolutions,
             },
         )
-
-    def fallback(self, event: FallbackEvent) -> None:
-        """Report one fallback on its own (no recovery tracking); see :meth:`resolution`."""
-        self._fallback(event, self._clock(), set())
-
-    def _fallback(self, event: FallbackEvent, now: float, traced: set[int]) -> None:
-        key = (event.vertical, event.platform, event.component)
-        incident = self._incidents.get(key)
-        if incident is not None and not same_problem(incident.reason, event.failure.reason):
-            incident = None  # a different problem with the same component gets its own banner
-        if incident is None:
-            self._incidents[key] = _Incident(now, event.now, now, event.failure.reason)
-            self.log_banner(event, traced)
-            return
-        incident.total += 1
-        incident.since_line += 1
-        if now - incident.last_line < self.repeat_interval:
-            return
-        self.log_repeat(event, incident.since_line, now - incident.last_line, incident.total, incident.started_wall)
-        incident.last_line = now
-        incident.since_line = 0
 
     def log_banner(self, event: FallbackEvent, traced: set[int]) -> None:
         """Log the full banner that opens an incident.
@@ -422,11 +357,6 @@ class Alarms:
             copy,
             extra={"event": "snapshot_mode", "vertical": vertical, "platform": platform},
         )
-
-
-def same_problem(before: Reason, now: Reason) -> bool:
-    """Reasons that belong to one outage (refused, then timing out, then breaker open) count as one."""
-    return before is now or (before.is_connection_level and now.is_connection_level)
 
 
 def _title(event: FallbackEvent) -> str:

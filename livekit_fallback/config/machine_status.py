@@ -1,23 +1,20 @@
-"""The whole machine's view, read from the machine-wide store: what every process sees right now.
+"""The whole machine's view, read from the state: what every process sees right now, per deployment.
 
 A LiveKit host runs every call in its own process and serves no HTTP of its
 own, so "what state are my calls in" cannot be asked of one process. The
-store (:mod:`~livekit_fallback.config.store`) holds what every process
-resolved, the machine's breaker, the open incidents and outages and the
-last-known-good copy; :func:`read_machine_status` reads all of it in one
-read-only transaction, for the status page and ``livekit-fallback status
---machine``. Nothing here writes to the store or touches the database.
-
-The stored payload is :func:`~livekit_fallback.config.shared.encode_resolution`'s
-JSON, read with :func:`~livekit_fallback.config.shared.decode_resolution`.
-
-Ended outages come from the store's ``outage_history`` table, written when an
-outage ends (see :meth:`MachineStore.alarms`).
+state (:mod:`~livekit_fallback.config.state`) holds, per deployment (the
+database a config is read from), what every process resolved, the breaker,
+the open incidents and outages and the last-known-good copy;
+:func:`read_machine_status` reads all of it at once, for the status page and
+``livekit-fallback status --machine``. Nothing here writes to the state or
+touches the database. Each deployment's part of the JSON is the one health
+shape (:meth:`~livekit_fallback.config.status.Status.to_json`), with the
+machine's details added.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,17 +24,21 @@ from typing import Any
 
 from .. import metrics
 from ..errors import StoreUnavailable
-from .breaker import CircuitBreaker
 from .keys import ComponentKey
 from .model import AgentConfig
-from .shared import decode_resolution
+from .settings import DEFAULT_COOL_DOWN
 from .sources.snapshot import SnapshotError, SnapshotSource
-from .store import BreakerRecord, MachineStore
+from .state.codec import decode_resolution
+from .state.records import SNAPSHOT_DEPLOYMENT, BreakerRecord, StoredConfig
+from .state.sqlite import SqliteStorage
+from .state.storage import DeploymentRows, StateStorage
+from .status import ComponentStatus, Status
 
 __all__ = [
     "DEFAULT_HISTORY",
     "ComponentView",
     "ConfigView",
+    "DeploymentStatus",
     "IncidentView",
     "MachineStatus",
     "OutageView",
@@ -139,48 +140,69 @@ class OutageView:
 
 
 @dataclass(frozen=True)
-class MachineStatus:
-    """Everything the machine-wide store says, as of ``now``.
+class DeploymentStatus:
+    """What the state holds for one deployment (one database, or snapshot mode), as of ``now``.
 
     Attributes:
+        deployment: The database's URL, or ``snapshot``.
         now: Wall-clock time of the read.
-        store: The store's file.
-        problem: Why the store could not be read (then everything else is empty).
-        breaker: The machine's database circuit breaker.
+        breaker: The deployment's database circuit breaker.
         probe_at: Wall-clock time the open breaker lets one probe through (``None`` when closed).
         configs: The latest resolution per vertical and platform.
         incidents: Open incidents, oldest first.
         outages: Open outages, oldest first.
         history: Ended outages, newest first.
-        snapshot_ages: Vertical to seconds since its snapshot was taken.
         last_known_good_ages: ``"vertical/platform"`` to seconds since the
             oldest component of its last-known-good copy was read.
     """
 
+    deployment: str
     now: float
-    store: str
-    problem: str | None = None
     breaker: BreakerRecord = field(default_factory=BreakerRecord)
     probe_at: float | None = None
     configs: tuple[ConfigView, ...] = ()
     incidents: tuple[IncidentView, ...] = ()
     outages: tuple[OutageView, ...] = ()
     history: tuple[OutageView, ...] = ()
-    snapshot_ages: dict[str, float] = field(default_factory=dict)
     last_known_good_ages: dict[str, float] = field(default_factory=dict)
 
     @property
     def healthy(self) -> bool:
-        """Readable, breaker closed, nothing degraded and no open incident."""
-        return (
-            self.problem is None
-            and self.breaker.state == "closed"
-            and not any(c.degraded for c in self.configs)
-            and not self.incidents
+        """Breaker closed, nothing degraded and no open incident."""
+        return self.breaker.state == "closed" and not any(c.degraded for c in self.configs) and not self.incidents
+
+    def label(self, *, public: bool) -> str:
+        """How views name the deployment: its URL, or for unauthenticated readers a digest of it (no host)."""
+        if self.deployment == SNAPSHOT_DEPLOYMENT:
+            return "snapshot mode (no database)"
+        if public:
+            return f"database {hashlib.sha256(self.deployment.encode()).hexdigest()[:10]}"
+        return self.deployment
+
+    def health(self) -> Status:
+        """The deployment as the one health record every report uses."""
+        configured = self.deployment != SNAPSHOT_DEPLOYMENT
+        reachable: bool | None = None
+        if configured and (self.configs or self.breaker.failures):
+            reachable = self.breaker.state == "closed" and self.breaker.failures == 0
+        return Status(
+            database_configured=configured,
+            database_reachable=reachable,
+            since=None,
+            breaker=self.breaker.state,
+            last_error=self.breaker.last_error,
+            degraded={
+                f"{c.vertical}/{c.platform}": {
+                    comp.key: ComponentStatus(comp.source, comp.reason, comp.detail)
+                    for comp in c.components
+                    if comp.degraded
+                }
+                for c in self.configs
+            },
         )
 
     def to_json(self, *, public: bool = False) -> dict[str, Any]:
-        """The machine's view as JSON.
+        """The health shape (:meth:`Status.to_json`) with the machine's details added.
 
         Args:
             public: For unauthenticated readers: leave out the breaker's last
@@ -194,10 +216,12 @@ class MachineStatus:
         }
         if not public:
             breaker["last_error"] = self.breaker.last_error
+        document = self.health().to_json(public=public)
+        if not self.healthy and document["status"] == "ok":
+            document["status"] = "degraded"
         return {
-            "status": "unavailable" if self.problem else "ok" if self.healthy else "degraded",
-            "now": _iso(self.now),
-            "problem": self.problem if not public else ("store unavailable" if self.problem else None),
+            "deployment": self.label(public=public) if public else self.deployment,
+            **document,
             "breaker": breaker,
             "configs": [
                 {
@@ -231,65 +255,109 @@ class MachineStatus:
             ],
             "outages": [_outage_json(o) for o in self.outages],
             "history": [_outage_json(o) for o in self.history],
-            "snapshot_ages": {k: round(v, 1) for k, v in self.snapshot_ages.items()},
             "last_known_good_ages": {k: round(v, 1) for k, v in self.last_known_good_ages.items()},
         }
 
 
+@dataclass(frozen=True)
+class MachineStatus:
+    """Everything the state says, per deployment, as of ``now``.
+
+    Attributes:
+        now: Wall-clock time of the read.
+        store: Where the state is kept (the file, or ``memory``).
+        problem: Why the state could not be read (then everything else is empty).
+        deployments: Each deployment's view, apart.
+        snapshot_ages: Vertical to seconds since its snapshot was taken.
+    """
+
+    now: float
+    store: str
+    problem: str | None = None
+    deployments: tuple[DeploymentStatus, ...] = ()
+    snapshot_ages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """Readable, and every deployment healthy."""
+        return self.problem is None and all(d.healthy for d in self.deployments)
+
+    def to_json(self, *, public: bool = False) -> dict[str, Any]:
+        """The machine's view as JSON: one health record per deployment.
+
+        Args:
+            public: For unauthenticated readers: no error details.
+        """
+        return {
+            "status": "unavailable" if self.problem else "ok" if self.healthy else "degraded",
+            "now": _iso(self.now),
+            "problem": self.problem if not public else ("store unavailable" if self.problem else None),
+            "deployments": [d.to_json(public=public) for d in self.deployments],
+            "snapshot_ages": {k: round(v, 1) for k, v in self.snapshot_ages.items()},
+        }
+
+
 async def read_machine_status(
-    directory: Path | str,
+    where: Path | str | StateStorage,
     *,
     snapshot_dirs: Sequence[Path] = (),
     cool_down: float | None = None,
     history: int = DEFAULT_HISTORY,
     clock: Callable[[], float] = time.time,
 ) -> MachineStatus:
-    """Read the machine's view from the store in ``directory`` (read-only).
+    """Read the machine's view from the state (read-only).
 
     Args:
-        directory: The cache directory holding ``state.sqlite3``.
+        where: The cache directory holding ``state.sqlite3``, or a storage.
         snapshot_dirs: Directories searched before the packaged snapshots (for snapshot ages).
-        cool_down: The breaker's cool-down in seconds (the default breaker's when ``None``).
-        history: How many ended outages to include.
+        cool_down: The breaker's cool-down in seconds (the default when ``None``).
+        history: How many ended outages to include per deployment.
         clock: Wall clock.
 
     Returns:
-        The view; when the store cannot be read, a view with ``problem`` set.
+        The view; when the state cannot be read, a view with ``problem`` set.
     """
-    store = MachineStore.for_directory(directory)
+    storage = SqliteStorage.for_directory(where) if isinstance(where, (str, Path)) else where
     now = clock()
     try:
-        rows = await store.run(lambda conn: _read(conn, history))
+        rows = await storage.rows(history)
     except StoreUnavailable as exc:
-        return MachineStatus(now=now, store=str(store.path), problem=str(exc) or "store unavailable")
-    breaker = rows.breaker
-    wait = CircuitBreaker().cool_down if cool_down is None else cool_down
-    probe_at = breaker.opened_at + wait if breaker.state != "closed" and breaker.opened_at is not None else None
-    configs = tuple(_config_view(payload, read_at, degraded, now) for payload, read_at, degraded in rows.configs)
+        return MachineStatus(now=now, store=storage.location, problem=str(exc) or "store unavailable")
+    wait = DEFAULT_COOL_DOWN if cool_down is None else cool_down
+    deployments = tuple(_deployment(r, now, wait) for r in rows)
     snapshots = SnapshotSource(list(snapshot_dirs))
     snapshot_ages: dict[str, float] = {}
-    shown = tuple(c for c in configs if c is not None)
-    for vertical in sorted({c.vertical for c in shown} | {v for v, _ in rows.lkg}):
+    verticals = {c.vertical for d in deployments for c in d.configs}
+    verticals |= {k.partition("/")[0] for d in deployments for k in d.last_known_good_ages}
+    for vertical in sorted(verticals):
         try:
             snapshot_ages[vertical] = max(0.0, now - snapshots.snapshot(vertical).taken_at.timestamp())
         except SnapshotError:
             continue
-    return MachineStatus(
+    return MachineStatus(now=now, store=storage.location, deployments=deployments, snapshot_ages=snapshot_ages)
+
+
+def _deployment(rows: DeploymentRows, now: float, cool_down: float) -> DeploymentStatus:
+    breaker = rows.breaker
+    probe_at = breaker.opened_at + cool_down if breaker.state != "closed" and breaker.opened_at is not None else None
+    configs = (_config_view(entry, now) for _, _, entry in rows.configs)
+    return DeploymentStatus(
+        deployment=rows.deployment,
         now=now,
-        store=str(store.path),
         breaker=breaker,
         probe_at=probe_at,
-        configs=shown,
+        configs=tuple(c for c in configs if c is not None),
         incidents=tuple(
-            IncidentView(v, p, c, r, started, now - started, total) for v, p, c, r, started, total in rows.incidents
+            IncidentView(v, p, c, i.reason, i.started_at, now - i.started_at, i.total) for v, p, c, i in rows.incidents
         ),
-        outages=tuple(OutageView(v, p, started, None, now - started, n) for v, p, started, n in rows.outages),
-        history=tuple(OutageView(v, p, started, ended, ended - started, n) for v, p, started, ended, n in rows.history),
-        snapshot_ages=snapshot_ages,
-        last_known_good_ages={
-            f"{v}/{p}": max(0.0, now - datetime.fromisoformat(oldest).timestamp())
-            for (v, p), oldest in rows.lkg.items()
-        },
+        outages=tuple(
+            OutageView(v, p, o.started_at, None, now - o.started_at, o.resolutions) for v, p, o in rows.outages
+        ),
+        history=tuple(
+            OutageView(v, p, o.started_at, ended, ended - o.started_at, o.resolutions)
+            for v, p, o, ended in rows.history
+        ),
+        last_known_good_ages={f"{v}/{p}": _age(now, oldest) for (v, p), oldest in rows.last_known_good.items()},
     )
 
 
@@ -301,60 +369,15 @@ def export_ages(status: MachineStatus) -> None:
     """
     for vertical, age in status.snapshot_ages.items():
         metrics.SNAPSHOT_AGE.labels(vertical).set(age)
-    for key, age in status.last_known_good_ages.items():
-        vertical, _, platform = key.partition("/")
-        metrics.LAST_KNOWN_GOOD_AGE.labels(vertical, platform).set(age)
+    for deployment in status.deployments:
+        for key, age in deployment.last_known_good_ages.items():
+            vertical, _, platform = key.partition("/")
+            metrics.LAST_KNOWN_GOOD_AGE.labels(vertical, platform).set(age)
 
 
-@dataclass(frozen=True)
-class _Rows:
-    breaker: BreakerRecord
-    configs: list[tuple[str, float, bool]]
-    incidents: list[tuple[str, str, str, str, float, int]]
-    outages: list[tuple[str, str, float, int]]
-    history: list[tuple[str, str, float, float, int]]
-    lkg: dict[tuple[str, str], str]
-
-
-def _read(conn: sqlite3.Connection, history: int) -> _Rows:
-    """Every table the view needs, in one read transaction (a consistent picture)."""
-    conn.execute("BEGIN")
+def _config_view(entry: StoredConfig, now: float) -> ConfigView | None:
     try:
-        row = conn.execute(
-            "SELECT state, failures, opened_at, last_error FROM breaker WHERE name = 'database'"
-        ).fetchone()
-        breaker = BreakerRecord() if row is None else BreakerRecord(row[0], row[1], row[2], row[3])
-        configs = [
-            (p, r, bool(d))
-            for p, r, d in conn.execute(
-                "SELECT payload, read_at, degraded FROM configs ORDER BY vertical, platform"
-            ).fetchall()
-        ]
-        incidents = conn.execute(
-            "SELECT vertical, platform, component, reason, started_at, total FROM incidents ORDER BY started_at"
-        ).fetchall()
-        outages = conn.execute(
-            "SELECT vertical, platform, started_at, resolutions FROM outages ORDER BY started_at"
-        ).fetchall()
-        ended = conn.execute(
-            "SELECT vertical, platform, started_at, ended_at, resolutions FROM outage_history "
-            "ORDER BY ended_at DESC LIMIT ?",
-            (history,),
-        ).fetchall()
-        lkg = {
-            (v, p): oldest
-            for v, p, oldest in conn.execute(
-                "SELECT vertical, platform, MIN(read_at) FROM last_known_good GROUP BY vertical, platform"
-            ).fetchall()
-        }
-    finally:
-        conn.execute("COMMIT")
-    return _Rows(breaker, configs, incidents, outages, ended, lkg)
-
-
-def _config_view(payload: str, read_at: float, degraded: bool, now: float) -> ConfigView | None:
-    try:
-        config = decode_resolution(payload).config
+        config = decode_resolution(entry.payload).config
     except (ValueError, KeyError, TypeError):
         return None  # written by another version: not shown rather than misread
     components = []
@@ -370,7 +393,9 @@ def _config_view(payload: str, read_at: float, degraded: bool, now: float) -> Co
                 None if taken is None else max(0.0, now - taken),
             )
         )
-    return ConfigView(config.vertical, config.platform, max(0.0, now - read_at), degraded, tuple(components), config)
+    return ConfigView(
+        config.vertical, config.platform, max(0.0, now - entry.read_at), entry.degraded, tuple(components), config
+    )
 
 
 def _ordered_keys(config: AgentConfig) -> list[str]:

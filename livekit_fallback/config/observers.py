@@ -8,21 +8,22 @@ sources (a background refresh included, shared reads counted once), and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .. import metrics
-from .alarms import AlarmSink
-from .breaker import Breaker, BreakerState
-from .cache import CacheOutcome
-from .model import Source
 from .pipeline import Resolution
+from .state.records import BreakerRecord
 from .status import ComponentStatus, Status, degraded_components
 
-__all__ = ["AlarmDispatch", "HealthRecord", "MetricsObserver", "ResolutionObserver"]
+__all__ = ["CacheOutcome", "HealthRecord", "MetricsObserver", "ResolutionObserver"]
 
-_BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+CacheOutcome = Literal["hit", "stale", "miss"]
+"""How a resolution was served: reused, reused while a fresh read may run, or read now."""
+
+_BREAKER_GAUGE = {"closed": 0, "half_open": 1, "open": 2}
 
 
 @runtime_checkable
@@ -73,14 +74,14 @@ class HealthRecord:
         if cache != "miss" and self._last.get(_label(resolution)) is not resolution:
             self.on_read(resolution)
 
-    def status(self, *, database_configured: bool, breaker: Breaker | None) -> Status:
+    def status(self, *, database_configured: bool, breaker: BreakerRecord) -> Status:
         """The health record as a :class:`Status`."""
         return Status(
             database_configured=database_configured,
             database_reachable=self.reachable,
             since=self.since,
-            breaker=breaker.state.value if breaker else BreakerState.CLOSED.value,
-            last_error=breaker.last_error if breaker else None,
+            breaker=breaker.state,
+            last_error=breaker.last_error,
             degraded=dict(self.degraded),
         )
 
@@ -90,10 +91,10 @@ class MetricsObserver:
 
     Args:
         database_configured: False in snapshot mode (no read or fallback counts then).
-        breaker: The breaker whose state the gauge shows.
+        breaker: The breaker whose state the gauge shows, as last seen.
     """
 
-    def __init__(self, *, database_configured: bool, breaker: Breaker | None) -> None:
+    def __init__(self, *, database_configured: bool, breaker: Callable[[], BreakerRecord] | None) -> None:
         self._database_configured = database_configured
         self._breaker = breaker
 
@@ -101,12 +102,12 @@ class MetricsObserver:
         """Breaker gauge, database read counter, degraded gauges."""
         config = resolution.config
         if self._breaker is not None:
-            metrics.BREAKER_STATE.set(_BREAKER_GAUGE[self._breaker.state])
+            metrics.BREAKER_STATE.set(_BREAKER_GAUGE[self._breaker().state])
         if self._database_configured:
             result = {True: "ok", False: "failed", None: "skipped"}[resolution.database_ok]
             metrics.DATABASE_READS.labels(result).inc()
         for key in config.provenance:
-            metrics.DEGRADED.labels(config.vertical, config.platform, key).set(1 if key in config.degraded else 0)
+            metrics.set_degraded(config.vertical, config.platform, key, key in config.degraded)
 
     def on_resolution(self, resolution: Resolution, cache: CacheOutcome, seconds: float) -> None:
         """Resolution counter and latency; one fallback count per degraded component."""
@@ -121,33 +122,6 @@ class MetricsObserver:
             metrics.FALLBACKS.labels(
                 event.component, config.platform, event.used_source.value, event.failure.reason.value
             ).inc()
-
-
-class AlarmDispatch:
-    """Hands every served resolution to the alarms (banners, counted lines, recovery).
-
-    Args:
-        alarms: Where fallbacks are reported.
-        database_configured: False in snapshot mode: one warning per vertical
-            and platform instead of banners.
-    """
-
-    def __init__(self, alarms: AlarmSink, *, database_configured: bool) -> None:
-        self.alarms = alarms
-        self._database_configured = database_configured
-
-    def on_read(self, resolution: Resolution) -> None:
-        """Alarms are about what callers get, not about reads."""
-
-    def on_resolution(self, resolution: Resolution, cache: CacheOutcome, seconds: float) -> None:
-        """Report the resolution's fallbacks (or snapshot mode)."""
-        config = resolution.config
-        if not self._database_configured:
-            snap = next((e.used for e in resolution.events if e.used_source is Source.SNAPSHOT), None)
-            date = snap.taken_at.date().isoformat() if snap and snap.taken_at else "unknown date"
-            self.alarms.snapshot_mode(config.vertical, config.platform, f"snapshot taken {date}")
-            return
-        self.alarms.resolution(config.vertical, config.platform, resolution.events, resolution.healthy)
 
 
 def _label(resolution: Resolution) -> str:

@@ -2,8 +2,14 @@
 
 Each component (the theme, every node, each model) is taken whole from the
 first source that yields a valid value: the database, then the last-known-good
-copy, then the snapshot. The database is skipped when the circuit breaker is
-open. Local sources always run, even after the deadline: they are the floor.
+copy, then the snapshot. The database is skipped when the state says so (the
+breaker is open, or another call is reading it). Local sources always run,
+even after the deadline: they are the floor.
+
+The database is blamed only for what it did. A read that ran out of time
+while this process's own event loop was blocked (a busy call process, a
+paused one) is a *stall*, not a database failure: its resolution says so, and
+no verdict about the database is recorded.
 
 The pipeline knows no table names. Where the database reads a component is
 the database source's to say: through ``location(key, platform)`` when it has
@@ -15,25 +21,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ConfigUnavailableError
 from .alarms import FallbackEvent
-from .breaker import Breaker
 from .keys import MODEL_KINDS, ComponentKey, ModelKind, Platform, component_keys
 from .model import AgentConfig, ModelChoice, Models, Provenance, Reason, Source
 from .seams import LocatedSource
 from .sources.base import ConfigSource, Failure, FetchRequest, Found, Outcome, format_exception
+from .state.policy import Verdict
 
-__all__ = ["Backups", "ConfigUnavailableError", "Locations", "Resolution", "run_pipeline"]
+__all__ = ["Backups", "ConfigUnavailableError", "Locations", "Resolution", "Skip", "run_pipeline"]
 
 Backups = Mapping[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]
 """Per model kind, the ordered backup choices and where each came from (see ``AgentConfig.backups``)."""
 
 LOCAL_RESERVE = 0.05
 """Fraction of the deadline kept for local sources after the database."""
+
+STALL_TICK = 0.02
+"""Seconds between the looks that measure how late this process's event loop runs during a read."""
+STALL_LATENESS = 0.2
+"""Fraction of the deadline (at least 0.1 s) the loop may run late at the deadline for a timeout to be a stall."""
 
 _SERVER_LEVEL = {Reason.UNREACHABLE, Reason.TIMEOUT, Reason.HTTP_ERROR, Reason.AUTH, Reason.BAD_RESPONSE}
 
@@ -48,12 +59,29 @@ class Resolution:
         database_ok: True if the database answered, False if it failed at the
             connection or server level, None if it was not asked.
         healthy: Component keys served from the database.
+        verdict: What the read says about the database (``None``: not asked,
+            or a stall, which says nothing about it).
+        stalled: The database read ran out of time because this process's
+            event loop was blocked, not because the database was slow.
     """
 
     config: AgentConfig
     events: tuple[FallbackEvent, ...]
     database_ok: bool | None
     healthy: tuple[str, ...]
+    verdict: Verdict | None = None
+    stalled: bool = False
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why the database is not asked in this resolution (the state's decision).
+
+    Attributes:
+        detail: The fallback reason, e.g. the open breaker's last error.
+    """
+
+    detail: str
 
 
 class Locations:
@@ -88,8 +116,8 @@ async def run_pipeline(
     node_names: Sequence[str],
     database: ConfigSource | None,
     local_sources: Sequence[ConfigSource],
-    breaker: Breaker | None,
     deadline_seconds: float,
+    skip: Skip | None = None,
     snapshot_taken_at: datetime | None = None,
     locations: Locations | None = None,
     backups: Backups | None = None,
@@ -105,8 +133,8 @@ async def run_pipeline(
         node_names: The vertical's node names, in order.
         database: The database source, or ``None`` in snapshot mode.
         local_sources: The sources after the database, in order (the last one is the floor).
-        breaker: Guards the database; ``None`` for none.
         deadline_seconds: The total time the resolution may take.
+        skip: Do not ask the database, and why (the breaker is open).
         snapshot_taken_at: When the snapshot was taken (older cached copies are skipped).
         locations: Where the database reads each component (kept across
             resolutions, so a skipped database is still named by table).
@@ -121,28 +149,27 @@ async def run_pipeline(
     found: dict[str, tuple[Found, Source]] = {}
     failures: dict[str, list[Failure]] = {}
     database_ok: bool | None = None
+    verdict: Verdict | None = None
+    stalled = False
     if database is None:
         skipped = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
         failures = {key: [skipped] for key in pending}
-    elif breaker is not None and not breaker.allow():
+    elif skip is not None:
         where = locations if locations is not None else Locations(database)
-        failures = {key: [Failure(Reason.CIRCUIT_OPEN, breaker.describe(), where.of(key, platform))] for key in pending}
+        failures = {key: [Failure(Reason.CIRCUIT_OPEN, skip.detail, where.of(key, platform))] for key in pending}
     else:
         where = locations if locations is not None else Locations(database)
         budget_end = deadline - LOCAL_RESERVE * deadline_seconds
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
-        try:
-            # The source returns by budget_end itself; the outer timeout is only a backstop.
-            slack = max(0.05, 0.1 * deadline_seconds)
+        # The source returns by budget_end itself; the outer timeout is only a backstop.
+        slack = max(0.05, 0.1 * deadline_seconds)
+        async with _LoopLateness() as lateness:
             outcomes = await _fetch(database, request, where, timeout=max(0.0, budget_end - loop.time()) + slack)
-        except BaseException:
-            if breaker is not None:
-                breaker.release_probe()
-            raise
         where.learn(platform, outcomes)
         database_ok = _absorb(outcomes, pending, database.source, found, failures)
-        if breaker is not None:
-            _record(breaker, database_ok, outcomes)
+        verdict = _verdict(database_ok, outcomes)
+        if verdict.timed_out and lateness.at_end > max(0.1, STALL_LATENESS * deadline_seconds):
+            stalled, verdict = True, None
         pending = [key for key in pending if key not in found]
     for source in local_sources:
         if not pending:
@@ -153,7 +180,8 @@ async def run_pipeline(
         pending = [key for key in pending if key not in found]
     if pending:
         raise ConfigUnavailableError(vertical, platform, {k: failures.get(k, []) for k in pending})
-    return _assemble(vertical, platform, node_names, found, failures, database_ok, backups or {})
+    resolution = _assemble(vertical, platform, node_names, found, failures, database_ok, backups or {})
+    return replace(resolution, verdict=verdict, stalled=stalled)
 
 
 async def _fetch(
@@ -188,13 +216,44 @@ def _absorb(
     return answered
 
 
-def _record(breaker: Breaker, ok: bool, outcomes: dict[str, Outcome]) -> None:
+def _verdict(ok: bool, outcomes: dict[str, Outcome]) -> Verdict:
     if ok:
-        breaker.record_success()
-        return
+        return Verdict(True)
     errors = [o for o in outcomes.values() if isinstance(o, Failure)]
     detail = errors[0].detail if errors else "unknown error"
-    breaker.record_failure(detail, timed_out=any(f.reason is Reason.TIMEOUT for f in errors))
+    return Verdict(False, detail, timed_out=any(f.reason is Reason.TIMEOUT for f in errors))
+
+
+class _LoopLateness:
+    """Tells whether this process's event loop was blocked when a read ran out of time.
+
+    A read that timed out while the loop ran freely gave the database its whole
+    time. One whose deadline timer could only fire late (the loop was blocked
+    at the deadline: a busy or paused process) may have had its answer waiting
+    unread: that says nothing about the database. ``at_end`` is how late the
+    loop was running when the read returned.
+    """
+
+    def __init__(self) -> None:
+        self.at_end = 0.0
+        self._expected: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _LoopLateness:
+        self._task = asyncio.ensure_future(self._watch())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._expected is not None:
+            self.at_end = max(0.0, asyncio.get_running_loop().time() - self._expected)
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._expected = loop.time() + STALL_TICK
+            await asyncio.sleep(STALL_TICK)
 
 
 def _assemble(

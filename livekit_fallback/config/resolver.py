@@ -1,67 +1,75 @@
 """The resolver: reads every component from its sources, with loud fallbacks.
 
 It wires the parts together and owns none of their jobs: one fresh read is
-:func:`~livekit_fallback.config.pipeline.run_pipeline`; reuse (TTL, single
-flight, stale-while-revalidate) is :class:`~livekit_fallback.config.cache.ResolutionCache`;
-health, metrics and alarms are :mod:`~livekit_fallback.config.observers`. The
-sources, the cache store, the breaker and the alarms are protocols, so each
-can be replaced (for example by stores shared by every process of a machine)
-without touching this module.
+:func:`~livekit_fallback.config.pipeline.run_pipeline`; what is reused, who
+reads the database, the breaker, incidents and the last-known-good copy are
+the deployment's state (:mod:`~livekit_fallback.config.state`), kept in the
+machine-wide SQLite file by default; health and metrics are
+:mod:`~livekit_fallback.config.observers`.
+
+A pickup never waits on the database when the deployment has any stored
+copy: at most ``pickup_budget`` for a fresh read started in the background,
+then the copy. Only a deployment with nothing stored waits up to the deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from ..errors import StoreUnavailable
 from ..log import logger as _log
-from .alarms import Alarms, AlarmSink
-from .breaker import Breaker, CircuitBreaker
-from .cache import CacheOutcome, CacheStore, ResolutionCache
+from .alarms import Alarms
 from .graph import DEFAULT_NODE_NAMES
 from .keys import MODEL_KINDS, PLATFORMS, ComponentKey, ModelKind
 from .model import AgentConfig, ModelChoice, Platform, Provenance, Source
-from .observers import AlarmDispatch, HealthRecord, MetricsObserver, ResolutionObserver
-from .pipeline import Backups, ConfigUnavailableError, Locations, Resolution, run_pipeline
-from .seams import LastKnownGoodStore, SnapshotCopy, SnapshotFloor
-from .settings import Settings, SettingsError
-from .shared import SharedResolutions
+from .observers import CacheOutcome, HealthRecord, MetricsObserver, ResolutionObserver
+from .pipeline import Backups, ConfigUnavailableError, Locations, Resolution, Skip, run_pipeline
+from .seams import SnapshotCopy, SnapshotFloor
+from .settings import DEFAULT_DEADLINE, DEFAULT_PICKUP_BUDGET, Settings, SettingsError
 from .sources.base import ConfigSource
-from .sources.last_known_good import LastKnownGoodCache
-from .sources.shared_last_known_good import SharedLastKnownGood
+from .sources.last_known_good import LastKnownGoodSource
 from .sources.snapshot import SnapshotError, SnapshotSource
 from .sources.supabase import SupabaseSource
+from .state.codec import decode_resolution, encode_resolution
+from .state.policy import Policy
+from .state.records import SNAPSHOT_DEPLOYMENT, BreakerRecord, Plan, deployment_of
+from .state.state import ResolutionState, default_storage, storage_for
+from .state.storage import StateStorage
 from .status import Status
-from .store import MachineStore
 
 __all__ = ["ConfigUnavailableError", "Resolver", "default_resolver", "resolve_agent_config"]
+
+WAIT_POLL = 0.02
+"""Seconds between looks at the state while another call reads the database for a config nobody has."""
 
 
 class Resolver:
     """Resolves agent configs; create one per process and reuse it.
 
+    ``Resolver()`` behaves as production does: its state is the machine-wide
+    file in the cache directory (``LIVEKIT_FALLBACK_CACHE_DIR``), or this
+    process's memory with ``LIVEKIT_FALLBACK_SHARED_STATE=0``, keyed by the
+    database it reads.
+
     Args:
         database: The database source, or ``None`` for snapshot mode.
         snapshots: The snapshot source (the floor every component can fall back to).
-        last_known_good: The last-known-good copy, or ``None`` for none.
-        deadline: Seconds a fresh resolution may take in total.
-        ttl: Seconds a resolved config is reused (0 disables reuse).
-        stale_for: Seconds past the TTL a healthy config may still be returned at
-            once while a background refresh runs; older entries are read again first.
-        breaker: The database circuit breaker (a default one when a database is set).
-        alarms: Where fallbacks are reported.
-        cache: Where resolved configs are kept (in this process by default).
-        observers: More observers of reads and resolutions, after the built-in
-            health record, metrics and alarms.
-        clock: The clock cache entries are stamped with (monotonic by default).
-        shared: The machine-wide store (see :mod:`~livekit_fallback.config.store`):
-            cache, breaker and alarm dedup shared with every process of the
-            machine; ``None`` keeps them in this process. Needs a database and
-            the default :class:`CircuitBreaker`.
+        deadline: Seconds a resolution may take when nothing is stored.
+        ttl: Seconds a healthy config is served without reading the database (0: never reused).
+        stale_for: Seconds past the TTL a copy still counts as recent.
+        cool_down: Seconds the breaker stays open before one probe read.
+        failure_threshold: Consecutive failed reads that open the breaker.
+        pickup_budget: Seconds a pickup with a stored copy waits for a fresh read before it is served the copy.
+        repeat_interval: Seconds between counted lines of an ongoing fallback.
+        state: Where the state is kept (see :mod:`~livekit_fallback.config.state`); the
+            production default when ``None``.
+        alarms: Writes the banners and lines the state decides on.
+        observers: More observers of reads and resolutions, after health and metrics.
+        clock: Wall clock the state is stamped with.
     """
 
     def __init__(
@@ -69,84 +77,83 @@ class Resolver:
         *,
         database: ConfigSource | None = None,
         snapshots: SnapshotFloor | None = None,
-        last_known_good: LastKnownGoodStore | None = None,
-        deadline: float = 1.0,
+        deadline: float = DEFAULT_DEADLINE,
         ttl: float = 5.0,
         stale_for: float = 60.0,
-        breaker: Breaker | None = None,
-        alarms: AlarmSink | None = None,
-        cache: CacheStore | None = None,
+        cool_down: float = 5.0,
+        failure_threshold: int = 3,
+        pickup_budget: float = DEFAULT_PICKUP_BUDGET,
+        repeat_interval: float = 60.0,
+        state: StateStorage | None = None,
+        alarms: Alarms | None = None,
         observers: Sequence[ResolutionObserver] = (),
-        clock: Callable[[], float] = time.monotonic,
-        shared: MachineStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.database = database
         self.snapshots: SnapshotFloor = snapshots or SnapshotSource()
-        self.last_known_good = last_known_good
         self.deadline = deadline
-        self.breaker: Breaker | None = (
-            breaker if breaker is not None else (CircuitBreaker() if database is not None else None)
+        self.pickup_budget = pickup_budget
+        self.alarms = alarms or Alarms()
+        policy = Policy(ttl, stale_for, cool_down, failure_threshold, 2 * deadline + 1.0, repeat_interval)
+        self.state = ResolutionState(
+            state if state is not None else default_storage(), _deployment(database), policy, clock=clock
         )
-        self.alarms: AlarmSink = alarms or Alarms()
-        if last_known_good is not None and last_known_good.on_problem is None:
-            last_known_good.on_problem = self.alarms.cache_problem
+        self.last_known_good: LastKnownGoodSource | None = (
+            LastKnownGoodSource(self.state, on_problem=self.alarms.cache_problem) if database is not None else None
+        )
         self._locations = Locations(database) if database is not None else None
-        self._cache = ResolutionCache(
-            self._read, ttl=ttl, stale_for=stale_for, store=cache, keep_degraded=self._cooling_down, clock=clock
-        )
+        self._breaker = BreakerRecord()
+        self._background: set[asyncio.Task[Resolution]] = set()
+        self._reading: dict[tuple[str, str], asyncio.Task[Resolution]] = {}
         self._health = HealthRecord()
-        configured = database is not None
-        self._dispatch = AlarmDispatch(self.alarms, database_configured=configured)
         self.observers: tuple[ResolutionObserver, ...] = (
             self._health,
-            MetricsObserver(database_configured=configured, breaker=self.breaker),
+            MetricsObserver(database_configured=database is not None, breaker=lambda: self._breaker),
             *observers,
         )
-        self.shared: SharedResolutions | None = None
-        if shared is not None and database is not None:
-            if not isinstance(self.breaker, CircuitBreaker) or not isinstance(self.alarms, Alarms):
-                raise ValueError("a machine-wide store needs the default CircuitBreaker and Alarms")
-            self.shared = SharedResolutions(shared, ttl, stale_for, deadline, self.breaker)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Resolver:
         """Build a resolver from :class:`Settings` (the environment by default)."""
         settings = settings or Settings.from_env()
-        database = store = None
-        lkg: LastKnownGoodStore | None = None
+        database = None
         if settings.database_configured:
             assert settings.supabase_url and settings.supabase_key
             database = SupabaseSource(settings.supabase_url, settings.supabase_key, timeout=max(settings.deadline, 1.0))
-            files = LastKnownGoodCache(settings.cache_dir)
-            if settings.shared_state:
-                store = MachineStore.for_directory(files.directory)
-                lkg = SharedLastKnownGood(store, legacy=files)
-            else:
-                lkg = files
-        dirs = [settings.snapshot_dir] if settings.snapshot_dir else []
         return cls(
             database=database,
-            snapshots=SnapshotSource(dirs),
-            last_known_good=lkg,
+            snapshots=SnapshotSource([settings.snapshot_dir] if settings.snapshot_dir else []),
             deadline=settings.deadline,
             ttl=settings.ttl,
-            shared=store,
-            breaker=CircuitBreaker(cool_down=settings.cool_down) if database is not None else None,
+            cool_down=settings.cool_down,
+            pickup_budget=settings.pickup_budget,
+            state=storage_for(settings.cache_dir, shared=settings.shared_state),
         )
+
+    @property
+    def deployment(self) -> str:
+        """Whose state this resolver reads and writes: the database's URL, or ``snapshot``."""
+        return self.state.deployment
 
     @property
     def ttl(self) -> float:
         """Seconds a resolved config is reused."""
-        return self._cache.ttl
+        return self.state.policy.ttl
 
     @property
     def stale_for(self) -> float:
-        """Seconds past the TTL a healthy config is served while it is refreshed."""
-        return self._cache.stale_for
+        """Seconds past the TTL a copy still counts as recent."""
+        return self.state.policy.stale_for
 
     async def aclose(self) -> None:
-        """Finish pending cache writes, stop refreshes and release connections."""
-        await self._cache.aclose()
+        """Let reads in the background finish (up to 5 s), then release connections."""
+        if self._background:
+            await asyncio.wait(self._background, timeout=5.0)
+        pending = list(self._background)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         close = getattr(self.database, "aclose", None)
         if close is not None:
             await close()
@@ -166,7 +173,7 @@ class Resolver:
         Args:
             vertical: The business vertical, e.g. ``reverse_mortgage``.
             platform: ``livekit`` or ``signalwire``.
-            fresh: Skip the cache and read the sources now.
+            fresh: Read the sources now (still within the deadline), whatever is stored.
 
         Raises:
             ValueError: ``platform`` is not ``livekit`` or ``signalwire``.
@@ -175,50 +182,98 @@ class Resolver:
         if platform not in PLATFORMS:
             raise ValueError(f"platform must be one of {PLATFORMS}, got {platform!r}")
         started = time.perf_counter()
-        shared = self.shared
-        if shared is not None and shared.store.usable:
-            try:
-                resolution, cache = await shared.get(vertical, platform, self._read, self._cache.track, fresh)
-            except StoreUnavailable:
-                shared = None
-        else:
-            shared = None
-        if shared is None:
-            resolution, cache = await self._cache.get((vertical, platform), fresh=fresh)
-        await self._report(resolution, shared)
-        self._served(resolution, cache, time.perf_counter() - started)
+        resolution, outcome = await self._serve(vertical, platform, fresh)
+        await self._report(resolution)
+        for observer in self.observers:
+            _notify(observer.on_resolution, resolution, outcome, time.perf_counter() - started)
         return resolution.config
 
     def status(self) -> Status:
         """The resolver's health, as of the latest resolutions."""
-        return self._health.status(database_configured=self.database is not None, breaker=self.breaker)
+        return self._health.status(database_configured=self.database is not None, breaker=self._breaker)
 
-    async def _report(self, resolution: Resolution, shared: SharedResolutions | None) -> None:
-        """Alarms: machine-wide through the store when it is in use, else in this process."""
-        if shared is not None and isinstance(self.alarms, Alarms):
-            try:
-                await shared.report(resolution, self.alarms)
-                return
-            except StoreUnavailable:
-                pass
-            except Exception:
-                _log.exception("machine-wide alarm accounting failed")
-        _notify(self._dispatch.on_resolution, resolution, "miss", 0.0)
+    async def _serve(self, vertical: str, platform: Platform, fresh: bool) -> tuple[Resolution, CacheOutcome]:
+        """The resolution to serve now, and how it was served."""
+        started = time.monotonic()
+        plan = await self._plan(vertical, platform, fresh)
+        copy = _decoded(plan.entry.payload) if plan.entry is not None else None
+        if plan.entry is not None and copy is None:
+            _log.warning(
+                "stored copy of %s/%s is unreadable (another version wrote it, or it is damaged); resolving afresh",
+                vertical,
+                platform,
+                extra={"event": "store_copy_unreadable", "vertical": vertical, "platform": platform},
+            )
+            if plan.reads:
+                await _quietly(self.state.release(vertical, platform, holder=plan.holder, probe=plan.probe))
+            plan = await self._plan(vertical, platform, True)
+        if copy is not None:
+            if plan.cache == "hit":
+                return copy, "hit"
+            if plan.reads:
+                read = self._in_background(self._read_and_record(vertical, platform, plan, self.deadline))
+                done, _ = await asyncio.wait({read}, timeout=self.pickup_budget)
+                if done and not read.exception() and not read.result().stalled:
+                    return read.result(), "miss"
+            return copy, "stale"
+        key = (vertical, platform)
+        mine = self._reading.get(key)
+        if mine is not None and not mine.done():  # a call of this process is reading it: share that read
+            remaining = max(0.05, self.deadline - (time.monotonic() - started))
+            if plan.reads:
+                await _quietly(self.state.release(vertical, platform, holder=plan.holder, probe=plan.probe))
+            with contextlib.suppress(asyncio.TimeoutError):
+                return await asyncio.wait_for(asyncio.shield(mine), remaining), "hit"
+            plan = dataclasses.replace(plan, database=False, refresh=False, probe=False)
+        elif plan.cache == "wait":
+            waited = await self._wait_for_other(vertical, platform, started + 0.9 * self.deadline)
+            if waited is not None:
+                return waited, "hit"
+            plan = dataclasses.replace(plan, database=False)  # the reader is stuck: no second read, fall back now
+        remaining = max(0.05, self.deadline - (time.monotonic() - started))
+        read = self._in_background(self._read_and_record(vertical, platform, plan, remaining))
+        self._reading[key] = read
+        read.add_done_callback(lambda done: self._reading.pop(key, None) if self._reading.get(key) is done else None)
+        return await asyncio.shield(read), "miss"
 
-    def _cooling_down(self) -> bool:
-        return self.breaker is not None and self.breaker.cooling_down
+    async def _plan(self, vertical: str, platform: Platform, fresh: bool) -> Plan:
+        plan = await self.state.plan(vertical, platform, holder=self.state.new_holder(), fresh=fresh)
+        self._breaker = plan.breaker
+        return plan
 
-    async def _read(
-        self, vertical: str, platform: Platform, breaker: Breaker | None = None, deadline: float | None = None
-    ) -> Resolution:
-        """One fresh resolution; the cache calls it (once per vertical and platform at a time).
+    def _in_background(self, work: Awaitable[Resolution]) -> asyncio.Task[Resolution]:
+        """Run a read as a task of its own: returning from a resolution never cancels it."""
+        task: asyncio.Task[Resolution] = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_retrieve)
+        return task
 
-        Args:
-            vertical: The vertical.
-            platform: The platform.
-            breaker: The breaker to consult (the machine's decision in shared mode).
-            deadline: Seconds this read may take (the resolver's deadline by default).
-        """
+    async def _read_and_record(self, vertical: str, platform: Platform, plan: Plan, deadline: float) -> Resolution:
+        """One fresh read under the plan, recorded in the state (config, verdict, leases, copy)."""
+        try:
+            resolution = await self._read(vertical, platform, plan, deadline)
+        except BaseException:
+            await _quietly(self.state.release(vertical, platform, holder=plan.holder, probe=plan.probe))
+            raise
+        try:
+            self._breaker = await self.state.finish(
+                vertical,
+                platform,
+                holder=plan.holder,
+                payload=None if resolution.stalled else encode_resolution(resolution),
+                degraded=bool(resolution.events),
+                verdict=resolution.verdict if plan.database else None,
+                probe=plan.probe,
+            )
+            if self.last_known_good is not None and resolution.database_ok and not resolution.stalled:
+                await self.last_known_good.store(resolution.config)
+        except Exception:
+            _log.exception("recording the resolution of %s/%s failed", vertical, platform)
+        return resolution
+
+    async def _read(self, vertical: str, platform: Platform, plan: Plan, deadline: float) -> Resolution:
+        """One fresh resolution from the sources, within ``deadline`` seconds."""
         local: tuple[ConfigSource, ...] = (
             (self.last_known_good, self.snapshots) if self.last_known_good is not None else (self.snapshots,)
         )
@@ -233,34 +288,94 @@ class Resolver:
             node_names=snapshot.node_names if snapshot else DEFAULT_NODE_NAMES,
             database=self.database,
             local_sources=local,
-            breaker=breaker if breaker is not None else self.breaker,
-            deadline_seconds=deadline if deadline is not None else self.deadline,
+            deadline_seconds=deadline,
+            skip=None if plan.database else Skip(_skipped(plan.breaker)),
             snapshot_taken_at=snapshot.taken_at if snapshot else None,
             locations=self._locations,
-            backups=_backups(snapshot, vertical, platform),
         )
         ranked = getattr(self.database, "ranked_backups", None)
         if resolution.database_ok and callable(ranked) and ranked(platform):
-            backups = _backups(snapshot, vertical, platform, ranked(platform))
-            resolution = dataclasses.replace(
-                resolution, config=resolution.config.model_copy(update={"backups": backups})
-            )
+            database_backups: Backups | None = ranked(platform)
+        elif not resolution.database_ok and self.last_known_good is not None:
+            database_backups = await self.last_known_good.backups(vertical, platform)
+        else:
+            database_backups = None
+        backups = _backups(snapshot, vertical, platform, database_backups)
+        resolution = dataclasses.replace(resolution, config=resolution.config.model_copy(update={"backups": backups}))
         for observer in self.observers:
             _notify(observer.on_read, resolution)
-        if self.last_known_good is not None and resolution.database_ok:
-            self._cache.track(self._store(self.last_known_good, resolution.config))
         return resolution
 
-    def _served(self, resolution: Resolution, cache: CacheOutcome, seconds: float) -> None:
-        for observer in self.observers:
-            _notify(observer.on_resolution, resolution, cache, seconds)
+    async def _wait_for_other(self, vertical: str, platform: Platform, until: float) -> Resolution | None:
+        """Poll the state until another call's read lands (or ``until`` passes)."""
+        while time.monotonic() < until:
+            await asyncio.sleep(WAIT_POLL)
+            entry = await self.state.config(vertical, platform)
+            if entry is not None:
+                return _decoded(entry.payload)
+        return None
 
-    async def _store(self, last_known_good: LastKnownGoodStore, config: AgentConfig) -> None:
+    async def _report(self, resolution: Resolution) -> None:
+        """Alarms: snapshot mode once; a stall once per stall; fallbacks as the state decides."""
+        config = resolution.config
+        if self.database is None:
+            snap = next((e.used for e in resolution.events if e.used_source is Source.SNAPSHOT), None)
+            date = snap.taken_at.date().isoformat() if snap and snap.taken_at else "unknown date"
+            self.alarms.snapshot_mode(config.vertical, config.platform, f"snapshot taken {date}")
+            return
+        if resolution.stalled:
+            _log.warning(
+                "RESOLUTION STALLED: this process's event loop was blocked while %s/%s was read, so %d "
+                "component(s) were served from fallbacks for this call. The database is not blamed (no banner, "
+                "breaker unchanged). Action: look for blocking work in the agent process.",
+                config.vertical,
+                config.platform,
+                len(resolution.events),
+                extra={"event": "resolution_stalled", "vertical": config.vertical, "platform": config.platform},
+            )
+            return
+        events = [(e.component, e.failure.reason.value) for e in resolution.events]
         try:
-            await last_known_good.store(config)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__  # stable text: no temp-file names
-            self.alarms.cache_problem(str(last_known_good.directory), f"cannot write last-known-good copy: {reason}")
+            decisions, recovery = await self.state.account(config.vertical, config.platform, events, resolution.healthy)
+        except Exception:
+            _log.exception("alarm accounting failed")
+            return
+        self.alarms.report(config.vertical, config.platform, resolution.events, decisions, recovery)
+
+
+def _deployment(database: ConfigSource | None) -> str:
+    """The database's identity (its URL, never its key); ``snapshot`` without one."""
+    if database is None:
+        return SNAPSHOT_DEPLOYMENT
+    url = getattr(database, "url", None)
+    return deployment_of(url) if isinstance(url, str) and url else f"source:{type(database).__qualname__}"
+
+
+def _skipped(breaker: BreakerRecord) -> str:
+    if breaker.state == "closed":
+        return "database skipped: another call on this machine is reading it"
+    return (
+        f"database skipped: circuit breaker open on this machine after {breaker.failures} consecutive "
+        f"failure(s); last error: {breaker.last_error}"
+    )
+
+
+def _decoded(payload: str) -> Resolution | None:
+    try:
+        return decode_resolution(payload)
+    except (ValueError, KeyError, TypeError):
+        return None  # written by another version or damaged: resolve afresh
+
+
+def _retrieve(task: asyncio.Task[Resolution]) -> None:
+    """Mark a finished read's exception as seen: a caller that stopped waiting is not told twice."""
+    if not task.cancelled():
+        task.exception()
+
+
+async def _quietly(operation: Awaitable[None]) -> None:
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.shield(operation)
 
 
 def _backups(

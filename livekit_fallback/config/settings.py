@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from ..errors import SettingsError
 
-__all__ = ["DEFAULT_DEADLINE", "Settings", "SettingsError", "snapshot_dir_from_env"]
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_PICKUP_BUDGET", "Settings", "SettingsError", "snapshot_dir_from_env"]
 
 DEFAULT_DEADLINE = 1.0
 """Seconds a whole resolution may take before fallbacks are used."""
@@ -20,6 +20,8 @@ DEFAULT_TTL = 5.0
 """Seconds a resolved config is reused in-process; database edits show up after this."""
 DEFAULT_COOL_DOWN = 5.0
 """Seconds the circuit breaker stays open before one probe read."""
+DEFAULT_PICKUP_BUDGET = 0.15
+"""Seconds a pickup with a stored copy waits for a fresh read before it is served the copy."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class Settings:
             them in each process instead, for tests and unusual deployments).
         cool_down: Seconds the circuit breaker stays open before one probe
             read is let through (one per machine with the shared store).
+        pickup_budget: Seconds a pickup waits for a fresh read when the
+            machine holds any copy of the config; past it, the copy is served
+            and the read goes on in the background.
     """
 
     supabase_url: str | None = None
@@ -49,6 +54,7 @@ class Settings:
     ttl: float = DEFAULT_TTL
     shared_state: bool = True
     cool_down: float = DEFAULT_COOL_DOWN
+    pickup_budget: float = DEFAULT_PICKUP_BUDGET
 
     def __post_init__(self) -> None:
         if self.supabase_url and not _valid_url(self.supabase_url):
@@ -60,6 +66,10 @@ class Settings:
             raise SettingsError(f"deadline must be between 0 and 60 seconds, got {self.deadline}")
         if not (0 < self.cool_down <= 3600):
             raise SettingsError(f"cool-down must be between 0 and 3600 seconds, got {self.cool_down}")
+        if not (0 <= self.pickup_budget <= self.deadline):
+            raise SettingsError(
+                f"pickup budget must be between 0 and the deadline ({self.deadline} s), got {self.pickup_budget}"
+            )
         if not (0 <= self.ttl <= 3600):
             raise SettingsError(f"ttl must be between 0 and 3600 seconds, got {self.ttl}")
 
@@ -75,7 +85,8 @@ class Settings:
         The variables are ``SUPABASE_URL``, ``SUPABASE_SERVICE_KEY`` (or ``SUPABASE_KEY``),
         ``LIVEKIT_FALLBACK_SNAPSHOT_DIR``, ``LIVEKIT_FALLBACK_CACHE_DIR``,
         ``LIVEKIT_FALLBACK_DEADLINE``, ``LIVEKIT_FALLBACK_TTL``,
-        ``LIVEKIT_FALLBACK_COOL_DOWN`` and ``LIVEKIT_FALLBACK_SHARED_STATE``.
+        ``LIVEKIT_FALLBACK_COOL_DOWN``, ``LIVEKIT_FALLBACK_PICKUP_BUDGET`` and
+        ``LIVEKIT_FALLBACK_SHARED_STATE``.
 
         Keyword overrides that are not ``None`` win over the environment.
 
@@ -96,6 +107,7 @@ class Settings:
             "ttl": ttl,
             "shared_state": _flag(env, "LIVEKIT_FALLBACK_SHARED_STATE", True),
             "cool_down": _seconds(env, "LIVEKIT_FALLBACK_COOL_DOWN", DEFAULT_COOL_DOWN),
+            "pickup_budget": _seconds(env, "LIVEKIT_FALLBACK_PICKUP_BUDGET", DEFAULT_PICKUP_BUDGET),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

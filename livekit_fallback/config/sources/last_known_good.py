@@ -1,191 +1,129 @@
-"""The last-known-good cache: the newest validated copy read from the database, on disk.
+"""The last-known-good copy: the newest validated components each deployment's database gave.
 
 After every resolution that read components from the database, those
-components are written (merged into what the file already holds) to one JSON
-file per vertical and platform, atomically: a temporary file in the same
-directory, fsync, rename. A restarted worker during an outage then serves the
-copy it read minutes ago instead of an old snapshot. A corrupt, unreadable or
-newer-schema file is reported and skipped, never fatal.
+components (and the database's ranked backup models) are merged into the
+deployment's copy in its state; during an outage the copy is served,
+component by component, before the snapshot.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ...errors import CacheFileError
-from ..atomic import write_atomic
-from ..keys import ComponentKey
-from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Reason, Source, Theme
-from ..names import check_vertical
+from ..keys import MODEL_KINDS, ComponentKey, ModelKind, Platform
+from ..model import AgentConfig, InvalidContent, ModelChoice, Node, Provenance, Reason, Source, Theme
+from ..state.state import ResolutionState, default_cache_dir
 from .base import Failure, FetchRequest, Found, Outcome
 
 __all__ = [
-    "CACHE_SCHEMA_VERSION",
-    "LastKnownGoodCache",
+    "BACKUPS_KEY",
+    "LastKnownGoodSource",
     "component_from_copy",
     "component_to_copy",
-    "outcome_from_copy",
     "default_cache_dir",
+    "outcome_from_copy",
 ]
 
-CACHE_SCHEMA_VERSION = 1
-"""Cache file format written by this version; newer files are skipped."""
-
-_FILE_MODE = 0o600
-"""Cache files are readable by their owner only."""
-
-REWRITE_AFTER = 60.0
-"""Seconds after which an unchanged copy is rewritten to refresh its read time."""
+BACKUPS_KEY = "backups"
+"""The copy's entry holding the database's ranked backup models."""
 
 
-def default_cache_dir() -> Path:
-    """``LIVEKIT_FALLBACK_CACHE_DIR``, else ``$XDG_CACHE_HOME/livekit-fallback``, else ``~/.cache/livekit-fallback``."""
-    explicit = os.environ.get("LIVEKIT_FALLBACK_CACHE_DIR", "").strip()
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or str(Path.home() / ".cache")
-    return Path(base) / "livekit-fallback"
+class LastKnownGoodSource:
+    """A :class:`~livekit_fallback.config.sources.base.ConfigSource` over a deployment's last-known-good copy.
 
-
-class LastKnownGoodCache:
-    """A :class:`~livekit_fallback.config.sources.base.ConfigSource` over last-known-good files.
+    The copy lives in the deployment's state (the machine's file by default),
+    so a process started during an outage serves what any process of the
+    machine last read from *that* database. Each component is validated again
+    when it is served: one bad component gets its own alarm and falls back alone.
 
     Args:
-        directory: Where cache files live (created on first write).
-        on_problem: Called with ``(path, detail)`` when a file is corrupt,
-            unreadable or from a newer schema (the resolver logs it once).
+        state: The deployment's state.
+        on_problem: Called with ``(location, detail)`` when a component of the
+            copy is skipped (the resolver sets it to its alarms).
     """
 
     source = Source.LAST_KNOWN_GOOD
 
-    def __init__(
-        self, directory: Path | str | None = None, *, on_problem: Callable[[str, str], None] | None = None
-    ) -> None:
-        self.directory = Path(directory) if directory is not None else default_cache_dir()
+    def __init__(self, state: ResolutionState, *, on_problem: Callable[[str, str], None] | None = None) -> None:
+        self.state = state
         self.on_problem = on_problem
-        self._parsed: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
-        self._written: dict[str, tuple[str, float]] = {}
-        self._write_lock = asyncio.Lock()
 
-    def path(self, vertical: str, platform: str) -> Path:
-        """The cache file of one vertical and platform.
-
-        Raises:
-            ValueError: The vertical is not a plain name (it becomes part of a file name).
-        """
-        return self.directory / f"{check_vertical(vertical)}.{platform}.json"
+    @property
+    def location(self) -> str:
+        """Where the copy is kept (the state file, or ``memory``)."""
+        return self.state.in_use.location
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
-        """Serve each wanted component from the file, validated again against today's node set."""
-        try:
-            path = self.path(request.vertical, request.platform)
-        except ValueError as exc:
-            failure = Failure(Reason.MISSING_ROW, str(exc), str(self.directory))
-            return {key: failure for key in request.keys}
-        try:
-            components = self._read(path)
-        except FileNotFoundError:
-            failure = Failure(Reason.MISSING_ROW, f"no last-known-good copy at {path}", str(path))
-            return {key: failure for key in request.keys}
-        except CacheFileError as exc:
-            if self.on_problem is not None:
-                self.on_problem(str(path), str(exc))
-            failure = Failure(Reason.INVALID_CONTENT, str(exc), str(path))
-            return {key: failure for key in request.keys}
+        """Serve each wanted component from the copy, validated again against today's node set."""
+        where = self.location
+        components = await self.state.last_known_good(request.vertical, request.platform)
         outcomes: dict[str, Outcome] = {}
         for key in request.keys:
-            entry = components.get(key)
-            if entry is None:
-                outcomes[key] = Failure(Reason.MISSING_ROW, f"last-known-good copy lacks {key}", str(path))
+            stored = components.get(key)
+            if stored is None:
+                outcomes[key] = Failure(Reason.MISSING_ROW, f"last-known-good copy lacks {key}", where)
                 continue
-            stored = (entry.get("value"), entry.get("read_at")) if isinstance(entry, dict) else (None, None)
-            outcomes[key] = outcome_from_copy(key, *stored, request, str(path))
+            try:
+                value = json.loads(stored[0])
+            except ValueError:
+                value = None  # reported as invalid below
+            outcome = outcomes[key] = outcome_from_copy(key, value, stored[1], request, where)
+            if isinstance(outcome, Failure) and outcome.reason is Reason.INVALID_CONTENT and self.on_problem:
+                self.on_problem(where, f"{request.vertical}/{request.platform}: {outcome.detail}")
         return outcomes
 
-    def read_components(self, vertical: str, platform: str) -> dict[str, Any]:
-        """The components of one vertical's copy, as stored (blocking file I/O; run it off the loop).
-
-        Raises:
-            FileNotFoundError: There is no copy.
-            CacheFileError: The copy cannot be used.
-        """
-        return self._read(self.path(vertical, platform))
-
-    def _read(self, path: Path) -> dict[str, Any]:
+    async def backups(
+        self, vertical: str, platform: Platform
+    ) -> dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]:
+        """The database's ranked backup models as of the copy (empty when none were kept)."""
+        stored = (await self.state.last_known_good(vertical, platform)).get(BACKUPS_KEY)
+        if stored is None:
+            return {}
+        origin = Provenance(source=Source.LAST_KNOWN_GOOD, taken_at=_when(stored[1]), location=self.location)
         try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            raise CacheFileError(f"cannot read last-known-good file {path}: {exc.strerror}") from None
-        signature = (stat.st_mtime_ns, stat.st_size)
-        cached = self._parsed.get(str(path))
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        try:
-            data = json.loads(path.read_bytes())
-        except OSError as exc:
-            raise CacheFileError(f"cannot read last-known-good file {path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise CacheFileError(f"last-known-good file {path} is corrupt (not JSON: {exc})") from None
-        if not isinstance(data, dict) or not isinstance(data.get("components"), dict):
-            raise CacheFileError(f"last-known-good file {path} is corrupt (no components object)")
-        version = data.get("schema_version")
-        if not isinstance(version, int) or version > CACHE_SCHEMA_VERSION:
-            raise CacheFileError(
-                f"last-known-good file {path} has schema_version {version!r}; this package reads up to "
-                f"{CACHE_SCHEMA_VERSION} (written by a newer livekit-fallback), skipped"
-            )
-        components: dict[str, Any] = data["components"]
-        self._parsed[str(path)] = (signature, components)
-        return components
+            listed = json.loads(stored[0])
+            return {
+                kind: tuple((ModelChoice.model_validate(choice), origin) for choice in listed.get(kind, []))
+                for kind in MODEL_KINDS
+                if listed.get(kind)
+            }
+        except (ValueError, TypeError, AttributeError, ValidationError):
+            return {}  # a damaged list: the snapshot's backups still follow
 
     async def store(self, config: AgentConfig) -> bool:
-        """Merge the config's database-sourced components into its cache file.
-
-        Runs the file I/O in a thread. Skips the write when nothing changed and
-        the copy on disk is younger than :data:`REWRITE_AFTER`.
+        """Keep the config's database-sourced components (and ranked backups) as the copy.
 
         Returns:
-            True when a file was written.
+            True when something came from the database to keep.
         """
         fresh = {k: p for k, p in config.provenance.items() if p.source is Source.DATABASE}
         if not fresh:
             return False
-        path = self.path(config.vertical, config.platform)
-        async with self._write_lock:
-            try:
-                existing = self._read(path)
-            except (FileNotFoundError, CacheFileError):
-                existing = {}
-            components = dict(existing)
-            for key, prov in fresh.items():
-                read_at = (prov.taken_at or config.resolved_at).isoformat()
-                components[key] = {"read_at": read_at, "value": component_to_copy(config, key)}
-            digest = json.dumps({k: v["value"] for k, v in components.items()}, sort_keys=True)
-            loop = asyncio.get_running_loop()
-            last = self._written.get(str(path))
-            if last is not None and last[0] == digest and loop.time() - last[1] < REWRITE_AFTER:
-                return False
-            document = {
-                "schema_version": CACHE_SCHEMA_VERSION,
-                "vertical": config.vertical,
-                "platform": config.platform,
-                "written_at": datetime.now(timezone.utc).isoformat(),
-                "components": components,
-            }
-            text = json.dumps(document, indent=1, sort_keys=True)
-            await asyncio.to_thread(write_atomic, path, text, mode=_FILE_MODE)
-            self._written[str(path)] = (digest, loop.time())
-            return True
+        components = {
+            key: (json.dumps(component_to_copy(config, key)), (prov.taken_at or config.resolved_at).isoformat())
+            for key, prov in fresh.items()
+        }
+        ranked = {
+            kind: [choice.model_dump(mode="json") for choice, origin in chain if origin.source is Source.DATABASE]
+            for kind, chain in config.backups.items()
+        }
+        if any(ranked.values()):
+            components[BACKUPS_KEY] = (json.dumps(ranked), config.resolved_at.isoformat())
+        await self.state.store_last_known_good(config.vertical, config.platform, components)
+        return True
+
+
+def _when(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def component_to_copy(config: AgentConfig, key: str) -> Any:
