@@ -26,7 +26,7 @@ from livekit_fallback.config.resolver import ConfigUnavailableError
 from livekit_fallback.log import log_safe
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import SWAIG_CALLS
-from livekit_fallback.tools import ToolArgumentError
+from livekit_fallback.tools import ToolArgumentError, ToolBusyError
 
 from .bodies import excerpt
 from .state import ServerState
@@ -94,6 +94,18 @@ async def handle_swaig(state: ServerState, payload: Any) -> tuple[int, dict[str,
             state.tool_timeout,
             where,
             extra={"event": "swaig_tool_timeout", "function": call.function, "call_id": log_safe(call.call_id, 64)},
+        )
+        return 200, {"response": FALLBACK_RESPONSE}
+    except ToolBusyError as exc:
+        SWAIG_CALLS.labels(call.function, "shed").inc()
+        logger.warning(
+            "SWAIG function %s was shed, not started (%s): %d tool threads running, %d of them for this tool "
+            "(hung tools hold theirs until they return); answered with a graceful reply",
+            call.function,
+            where,
+            exc.running,
+            exc.running_for_tool,
+            extra={"event": "swaig_tool_shed", "function": call.function, "running": exc.running},
         )
         return 200, {"response": FALLBACK_RESPONSE}
     except Exception:
