@@ -310,8 +310,9 @@ class ResolvedAgent(AgentBase):
             raw_data: The SWAIG request (``global_data``, ``call_id``, ...).
         """
         raw = raw_data if isinstance(raw_data, Mapping) else {}
+        # The request's own ``argument`` when there is one, so a malformed call gets the package server's reply.
         payload: dict[str, Any] = {"function": name, "argument": {"parsed": [args if args is not None else {}]}}
-        for key in ("global_data", "call_id"):
+        for key in ("argument", "global_data", "call_id", "call_log"):
             if key in raw:
                 payload[key] = raw[key]
         limit = self._lf_tool_timeout + self._lf_state.resolver.deadline + _MARGIN
