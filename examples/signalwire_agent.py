@@ -8,7 +8,8 @@ caller's lead comes from its call-state hook.
 
 Run it as the SDK's examples run (needs ``pip install "livekit-fallback[signalwire]"``)::
 
-    python examples/signalwire_agent.py            # the SDK's server (SWML_BASIC_AUTH_USER/PASSWORD)
+    python examples/signalwire_agent.py            # the SDK's server on 127.0.0.1:3000
+    # in production: SWML_PROXY_URL_BASE, SWML_BASIC_AUTH_USER/PASSWORD (see docs/signalwire.md)
     swaig-test examples/signalwire_agent.py --dump-swml --raw
     swaig-test examples/signalwire_agent.py --exec search_knowledge --query "what fees are there"
 """

@@ -25,6 +25,7 @@ the built-in base it always had (``ValueError``, ``KeyError``,
     │   ├── BadResponse                       HTTP worked, the body is not the rows asked for
     │   └── DatabaseReadError                 connection, HTTP or shape failure (snapshot tools)
     ├── StoreUnavailable                      the machine-wide state file cannot be used now
+    ├── ToolBusyError (RuntimeError)          every thread a sync tool may use is taken: the call is shed
     ├── MetricsServerError (RuntimeError)     a metrics server started where it would clash
     ├── ConfigUnavailableError (RuntimeError) a component is in no source at all
     └── ModelBuildError (RuntimeError)        a model choice cannot be built by any path
@@ -60,6 +61,7 @@ __all__ = [
     "StoreUnavailable",
     "SwaigSchemaError",
     "ToolArgumentError",
+    "ToolBusyError",
     "ToolsImportError",
     "UnknownToolError",
     "UnknownToolsError",
@@ -173,6 +175,24 @@ class DatabaseReadError(DatabaseError):
 
 class StoreUnavailable(LivekitFallbackError):
     """The machine-wide state file cannot be used now; the caller falls back to in-process state."""
+
+
+class ToolBusyError(LivekitFallbackError, RuntimeError):
+    """A sync tool call was shed: the tool threads (all of them, or this tool's share) are taken.
+
+    Attributes:
+        tool: The tool's name.
+        running: Tool threads running now (hung ones included).
+        running_for_tool: Threads of this tool running now.
+    """
+
+    def __init__(self, tool: str, running: int, running_for_tool: int) -> None:
+        self.tool = tool
+        self.running = running
+        self.running_for_tool = running_for_tool
+        super().__init__(
+            f"tool {tool!r} not started: {running} tool threads are running, {running_for_tool} of them for this tool"
+        )
 
 
 class MetricsServerError(LivekitFallbackError, RuntimeError):

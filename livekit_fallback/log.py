@@ -80,15 +80,30 @@ class SecretsFilter(logging.Filter):
                 text = text.replace(secret, MASK)
         return text
 
+    def _mask_value(self, value: Any) -> Any:
+        """A structured value with secrets masked: text masked, anything else kept unless its text holds a secret."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        text = str(value)
+        masked = self.mask(text)
+        return value if masked == text else masked
+
     def filter(self, record: logging.LogRecord) -> bool:
         """Mask the record in place; always keep it."""
         if not self._secrets:
             return True
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string: keep the raw parts, masked
-            message = f"{record.msg} {record.args}"
-        record.msg, record.args = self.mask(message), None
+        if isinstance(record.msg, dict) and not record.args:
+            # A structlog event (signalwire-sdk's loggers): mask its values and keep it a dict for its formatter.
+            for key, value in list(record.msg.items()):
+                record.msg[key] = self._mask_value(value)
+        else:
+            try:
+                message = record.getMessage()
+            except Exception:  # a bad format string: keep the raw parts, masked
+                message = f"{record.msg} {record.args}"
+            record.msg, record.args = self.mask(message), None
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             # Formatters print a set exc_text instead of formatting exc_info again.
             record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")

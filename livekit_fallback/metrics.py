@@ -111,7 +111,7 @@ MODEL_RECOVERIES = Counter(
 
 SWAIG_CALLS = Counter(
     "livekit_fallback_swaig_calls",
-    "SWAIG function calls by function and outcome (ok, bad_request, unknown_function, tool_error, timeout).",
+    "SWAIG function calls by function and outcome (ok, bad_request, unknown_function, tool_error, timeout, shed).",
     ["function", "outcome"],
     registry=REGISTRY,
 )

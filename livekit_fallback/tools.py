@@ -21,13 +21,11 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import functools
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,11 +33,13 @@ import jsonschema
 
 from .config.model import RESERVED_TOOL_NAMES, AgentConfig
 from .config.names import TOOL_NAME
-from .errors import ToolArgumentError, UnknownToolError, UnknownToolsError
+from .errors import ToolArgumentError, ToolBusyError, UnknownToolError, UnknownToolsError
+from .tool_threads import tool_threads
 
 __all__ = [
     "NEXT_NODE_KEY",
     "ToolArgumentError",
+    "ToolBusyError",
     "ToolRegistry",
     "ToolResult",
     "ToolSpec",
@@ -51,8 +51,24 @@ _NAME = TOOL_NAME
 NEXT_NODE_KEY = "next_node"
 """A tool that sets this call-state key to a node name routes the call there, on both platforms."""
 
-RESERVED_NAMES = RESERVED_TOOL_NAMES
-"""Names SignalWire reserves for its native tools; never registrable."""
+PLATFORM_FUNCTION_NAMES = frozenset(
+    {
+        "hangup",
+        "startup_hook",
+        "hangup_hook",
+        "summarize_conversation",
+        "check_time",
+        "wait_seconds",
+        "wait_for_user",
+        "adjust_response_latency",
+        "get_visual_input",
+        "get_ideal_strategy",
+    }
+)
+"""Names SignalWire or its SDK treat specially (hooks, native functions, internal fillers)."""
+
+RESERVED_NAMES = RESERVED_TOOL_NAMES | PLATFORM_FUNCTION_NAMES
+"""Names never registrable: SignalWire's native step tools and the names above."""
 
 Handler = Callable[[dict[str, Any], MutableMapping[str, Any]], Any | Awaitable[Any]]
 
@@ -84,7 +100,7 @@ class ToolSpec:
         parameters: JSON schema (``type: object``) of the arguments.
         handler: ``handler(args, state)``, sync or async; returns ``str``,
             a JSON-serialisable value, or a :class:`ToolResult`. Sync handlers
-            run in a worker thread so a blocking one cannot stall the event loop.
+            run on a thread of their own so a blocking one cannot stall the event loop.
     """
 
     name: str
@@ -131,7 +147,10 @@ class ToolRegistry:
         if not _NAME.match(spec.name):
             raise ValueError(f"tool name {spec.name!r} must match {_NAME.pattern}")
         if spec.name in RESERVED_NAMES:
-            raise ValueError(f"tool name {spec.name!r} is reserved by SignalWire")
+            raise ValueError(
+                f"tool name {spec.name!r} is reserved by SignalWire or its SDK (a native function or hook); "
+                "choose another name"
+            )
         if spec.name in self._tools:
             raise ValueError(f"tool {spec.name!r} is already registered")
         params = dict(spec.parameters)
@@ -202,6 +221,8 @@ class ToolRegistry:
         Raises:
             UnknownToolError: No such tool.
             ToolArgumentError: Arguments do not match the schema.
+            ToolBusyError: A sync handler was not started: the tool threads are taken
+                (see :mod:`livekit_fallback.tool_threads`).
             Exception: Whatever the handler raises (callers turn it into a
                 graceful reply and log it).
         """
@@ -212,9 +233,8 @@ class ToolRegistry:
             result = await spec.handler(args, state)
         else:
             # A blocking sync handler (a CRM call, a file read) must not stall every
-            # other call served by this event loop, so it runs in a worker thread.
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(_tool_executor(), functools.partial(spec.handler, args, state))
+            # other call served by this event loop, so it runs on a thread of its own.
+            result = await tool_threads().run(name, functools.partial(spec.handler, args, state))
             if inspect.isawaitable(result):
                 result = await result
         changed = {k: v for k, v in state.items() if k not in before or before[k] != v}
@@ -229,16 +249,6 @@ class ToolRegistry:
         if isinstance(result, str):
             return ToolResult(result, changed, removed=removed)
         return ToolResult(json.dumps(result, default=str), changed, removed=removed)
-
-
-TOOL_THREADS = 32
-"""Worker threads for sync tool handlers, separate from the event loop's default pool."""
-
-
-@functools.lru_cache(maxsize=1)
-def _tool_executor() -> ThreadPoolExecutor:
-    """A pool of its own, so hung tools cannot starve cache writes or client builds."""
-    return ThreadPoolExecutor(max_workers=TOOL_THREADS, thread_name_prefix="livekit-fallback-tool")
 
 
 def _snapshot_state(state: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import hmac
 import os
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -45,6 +46,15 @@ class Credentials:
             raise InsecureServerError("basic auth needs both a user name and a password")
         if ":" in self.username:
             raise InsecureServerError("the basic-auth user name must not contain ':'")
+
+    def secret_forms(self) -> tuple[str, ...]:
+        """The password as it may appear in text: plain, percent-encoded, and in the base64 ``Authorization`` value.
+
+        The secrets filter masks each form, since a URL carries the encoded
+        password and an HTTP header the base64 of ``user:password``.
+        """
+        token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+        return tuple(dict.fromkeys((self.password, quote(self.password, safe=""), quote(self.password), token)))
 
     def matches(self, header: str | None) -> bool:
         """True when an ``Authorization`` header carries these credentials."""

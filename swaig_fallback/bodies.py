@@ -165,6 +165,17 @@ def error_middleware(max_body: int) -> Callable[..., Awaitable[web.StreamRespons
                 raise
             allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
             return error_reply(exc.status, exc.reason.lower(), **allow)
+        except ConnectionError as exc:
+            # The client went away mid-request: its problem, one line, no trace (nobody reads the reply).
+            logger.warning(
+                "Client %s dropped the connection during %s %s: %s",
+                log_safe(request.remote, 64),
+                log_safe(request.method, 16),
+                log_safe(request.path),
+                log_safe(str(exc) or type(exc).__name__, 80),
+                extra={"event": "swaig_client_dropped"},
+            )
+            return error_reply(400, "connection lost before the request was complete")
         except Exception:
             logger.error(
                 "Unhandled error serving %s %s", log_safe(request.method, 16), log_safe(request.path), exc_info=True

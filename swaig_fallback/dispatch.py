@@ -10,9 +10,10 @@ not a SWAIG request at all (not an object, no valid ``function``) gets 400.
 The built-in :data:`~swaig_fallback.swml.HANGUP_FUNCTION` answers with a
 hangup action and ``post_process`` so the goodbye is spoken first.
 
-Routing follows the graph: the call's node is tracked in ``global_data``
-(:data:`~swaig_fallback.swml.NODE_KEY`), and a tool's move is honoured only
-to that node's ``valid_contexts``.
+Routing follows the graph from where the AI has taken the call
+(:mod:`swaig_fallback.position`): a tool's move is made when every step the
+call can be in allows it, refused when none does, and otherwise handed to the
+AI, whose own move SignalWire checks against the current step.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import asyncio
 import re
 from typing import Any
 
-from livekit_fallback.config.model import AgentConfig
 from livekit_fallback.config.resolver import ConfigUnavailableError
 from livekit_fallback.log import log_safe
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import SWAIG_CALLS
-from livekit_fallback.tools import ToolArgumentError
+from livekit_fallback.tools import ToolArgumentError, ToolBusyError
 
 from .bodies import excerpt
+from .position import Position, locate
 from .state import ServerState
 from .swaig import FALLBACK_RESPONSE, NEXT_NODE_KEY, BadSwaigRequest, SwaigCall, parse_swaig_call, swaig_reply
 from .swml import HANGUP_FUNCTION, NODE_KEY
@@ -96,6 +97,18 @@ async def handle_swaig(state: ServerState, payload: Any) -> tuple[int, dict[str,
             extra={"event": "swaig_tool_timeout", "function": call.function, "call_id": log_safe(call.call_id, 64)},
         )
         return 200, {"response": FALLBACK_RESPONSE}
+    except ToolBusyError as exc:
+        SWAIG_CALLS.labels(call.function, "shed").inc()
+        logger.warning(
+            "SWAIG function %s was shed, not started (%s): %d tool threads running, %d of them for this tool "
+            "(hung tools hold theirs until they return); answered with a graceful reply",
+            call.function,
+            where,
+            exc.running,
+            exc.running_for_tool,
+            extra={"event": "swaig_tool_shed", "function": call.function, "running": exc.running},
+        )
+        return 200, {"response": FALLBACK_RESPONSE}
     except Exception:
         SWAIG_CALLS.labels(call.function, "tool_error").inc()
         logger.error(
@@ -106,47 +119,51 @@ async def handle_swaig(state: ServerState, payload: Any) -> tuple[int, dict[str,
             extra={"event": "swaig_tool_error", "function": call.function, "call_id": log_safe(call.call_id, 64)},
         )
         return 200, {"response": FALLBACK_RESPONSE}
-    node, allowed = await _allowed_moves(state, call)
-    reply, rejected = swaig_reply(result, contexts=allowed)
+    position = await _position(state, call)
+    allowed, unsure = position[1]
+    reply, rejected = swaig_reply(result, contexts=allowed, delegate=unsure)
+    target = result.state.get(NEXT_NODE_KEY)
     if rejected is not None:
         logger.warning(
-            "SWAIG function %s asked to move from %s to %s, which is not among its valid_contexts %s (%s); "
-            "the call stays where it is",
+            "SWAIG function %s asked to move from %s to %s, which no step the call can be in allows "
+            "(valid_contexts %s) (%s); the call stays where it is",
             call.function,
-            node or "an unknown node",
+            _where_text(position[0]),
             rejected,
             sorted(allowed),
             where,
             extra={"event": "swaig_route_refused", "function": call.function, "target": rejected},
         )
+    elif isinstance(target, str) and target in unsure:
+        logger.info(
+            "SWAIG function %s asked to move to %s, allowed from some of the steps the call can be in (%s) but "
+            "not all; the AI is asked to make the move, which SignalWire allows only from a step that lists it (%s)",
+            call.function,
+            target,
+            _where_text(position[0]),
+            where,
+            extra={"event": "swaig_route_delegated", "function": call.function, "target": target},
+        )
     SWAIG_CALLS.labels(call.function, "ok").inc()
     return 200, reply
 
 
-async def _allowed_moves(state: ServerState, call: SwaigCall) -> tuple[str | None, frozenset[str]]:
-    """The call's current node and the nodes it may move to.
-
-    The node is ``global_data[NODE_KEY]`` when that node offers the called
-    function; otherwise (the AI moved on its own along ``valid_contexts``) the
-    nodes offering the function tell: one such node is the current node, and
-    with several only moves allowed from all of them are allowed.
-    """
+async def _position(
+    state: ServerState, call: SwaigCall
+) -> tuple[Position | None, tuple[frozenset[str], frozenset[str]]]:
+    """Where the call may be (:func:`~swaig_fallback.position.locate`); the moves allowed from all / some of it."""
     try:
         config = await state.resolver.resolve(state.vertical, "signalwire")
     except ConfigUnavailableError:
         logger.error("No config for %s; routing requests are refused", state.vertical)
-        return None, frozenset()
-    tracked = call.global_data.get(NODE_KEY)
-    offering = [name for name, node in config.nodes.items() if call.function in node.tools]
-    if isinstance(tracked, str) and tracked in config.nodes and (tracked in offering or not offering):
-        return tracked, _targets(config, [tracked])
-    if len(offering) == 1:
-        return offering[0], _targets(config, offering)
-    return None, _targets(config, offering)
+        return None, (frozenset(), frozenset())
+    position = locate(config, call.function, call.global_data, call.call_log)
+    return position, position.moves(config)
 
 
-def _targets(config: AgentConfig, nodes: list[str]) -> frozenset[str]:
-    if not nodes:
-        return frozenset()
-    common = set.intersection(*(set(config.nodes[name].valid_contexts) for name in nodes))
-    return frozenset(name for name in common if name in config.nodes)
+def _where_text(position: Position | None) -> str:
+    if position is None or not position.candidates:
+        return "an unknown step"
+    if position.node is not None:
+        return f"{position.node} (from the {position.source.replace('_', ' ')})"
+    return "one of " + ", ".join(sorted(position.candidates))

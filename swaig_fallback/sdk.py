@@ -22,6 +22,12 @@ where the resolver is built and every resolution and tool call runs.
 When no config can be resolved at all, or the call-state hook fails, the agent
 fails closed: the SWML answers, says :data:`UNAVAILABLE_MESSAGE` and hangs up
 (the SDK cannot refuse a request from its hook).
+
+Deployment is held to the package server's rules (:mod:`swaig_fallback.sdk_guard`):
+loopback unless told otherwise, credentialed URLs only on a trusted public
+URL with percent-encoded userinfo, a password the operator sets (or, on
+loopback, can read), tool tokens that survive restarts and replicas, and the
+password masked in every log.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from signalwire import AgentBase, FunctionResult
 
 from livekit_fallback.config.model import AgentConfig
 from livekit_fallback.config.resolver import ConfigUnavailableError, Resolver, default_resolver
+from livekit_fallback.errors import InsecureServerError
 from livekit_fallback.log import log_safe
 from livekit_fallback.log import swaig_logger as logger
 from livekit_fallback.metrics import SWML_DOCUMENTS
@@ -43,7 +50,8 @@ from .calls import CallInfo, CallStateHook, initial_global_data
 from .dispatch import handle_swaig
 from .loop import LoopThread
 from .parameters import swaig_parameters
-from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL
+from .sdk_guard import AdapterSettings, adapter_settings, protect_adapter_secrets
+from .server import DEFAULT_MAX_BODY, DEFAULT_VERTICAL, is_loopback
 from .state import ServerState
 from .swaig import FALLBACK_RESPONSE
 from .swml import (
@@ -55,6 +63,7 @@ from .swml import (
     map_config,
     swaig_functions,
 )
+from .urls import credentialed_url
 
 __all__ = ["UNAVAILABLE_MESSAGE", "ResolvedAgent", "apply_mapped", "to_function_result"]
 
@@ -87,11 +96,24 @@ class ResolvedAgent(AgentBase):
         tool_timeout: Seconds a tool may run before a graceful reply is sent instead.
         name: The agent's name (the SDK's).
         route: The agent's route (the SDK's).
-        **agent_options: Further ``AgentBase`` arguments (host, port, basic_auth, ...).
+        host: Address to bind (default ``127.0.0.1``).
+        public_url: The base URL SignalWire reaches the agent at (else
+            ``SWML_PROXY_URL_BASE``); required unless ``host`` is loopback.
+        allow_http: Accept an ``http://`` public URL.
+        basic_auth: ``(user, password)`` (else ``SWML_BASIC_AUTH_USER`` /
+            ``SWML_BASIC_AUTH_PASSWORD``); required unless ``host`` is loopback.
+        swaig_secret: Signs per-call tool tokens (else ``SIGNALWIRE_SWAIG_SECRET``,
+            else derived from the credentials).
+        token_lifetime: Seconds a tool token stays valid (else
+            ``SWAIG_TOKEN_LIFETIME``, else 12 hours).
+        **agent_options: Further ``AgentBase`` arguments (port, ...).
 
     Raises:
-        ValueError: A registry tool is named like the built-in hangup function.
+        ValueError: A registry tool is named like the built-in hangup function,
+            or the public URL is unusable.
         SwaigSchemaError: A registry tool's schema cannot be declared in SWML.
+        InsecureServerError: A non-loopback host without a public URL or a set password.
+        SettingsError: The token lifetime is not a whole number of seconds >= 60.
     """
 
     def __init__(
@@ -105,14 +127,41 @@ class ResolvedAgent(AgentBase):
         tool_timeout: float = 10.0,
         name: str = "livekit-fallback",
         route: str = "/",
+        host: str | None = None,
+        public_url: str | None = None,
+        allow_http: bool = False,
+        basic_auth: tuple[str, str] | None = None,
+        swaig_secret: str | None = None,
+        token_lifetime: int | None = None,
         **agent_options: Any,
     ) -> None:
         if registry is not None and HANGUP_FUNCTION in registry:
             raise ValueError(f"tool name {HANGUP_FUNCTION!r} is the built-in hangup function")
         for spec in registry or ():
             swaig_parameters(spec.parameters, tool=spec.name)  # fail at start, not on every call
+        settings = adapter_settings(
+            host=host,
+            public_url=public_url,
+            allow_http=allow_http,
+            basic_auth=basic_auth,
+            swaig_secret=swaig_secret,
+            token_lifetime=token_lifetime,
+        )
+        protect_adapter_secrets(settings)
+        self._lf_settings: AdapterSettings = settings
         agent_options.setdefault("use_pom", False)
-        super().__init__(name=name, route=route, **agent_options)
+        super().__init__(
+            name=name,
+            route=route,
+            host=settings.host,
+            basic_auth=(settings.credentials.username, settings.credentials.password),
+            swaig_secret=settings.swaig_secret,
+            token_expiry_secs=settings.token_lifetime,
+            **agent_options,
+        )
+        # The SDK's own URL building never follows request headers: pin its base to the trusted one.
+        self._proxy_url_base = self._lf_base_url()
+        self._proxy_url_base_from_env = True
         self._lf_vertical = vertical
         self._lf_registry = registry
         self._lf_call_state = call_state
@@ -139,6 +188,23 @@ class ResolvedAgent(AgentBase):
             language=self._lf_language,
             call_state=self._lf_call_state,
         )
+
+    def _lf_base_url(self) -> str:
+        return self._lf_settings.public_url or f"http://{self.host}:{self.port}"
+
+    def _build_webhook_url(self, endpoint: str, query_params: dict[str, str] | None = None) -> str:
+        """The SDK's webhook URLs (SWAIG, post-prompt): the trusted base, percent-encoded credentials."""
+        path = f"{self.route}/{endpoint.strip('/')}/"
+        return credentialed_url(self._lf_base_url(), self._lf_settings.credentials, path, query_params)
+
+    def serve(self, host: str | None = None, port: int | None = None, *args: Any, **options: Any) -> None:
+        """The SDK's ``serve``, refusing a non-loopback host without a public URL."""
+        if host is not None and not is_loopback(host) and self._lf_settings.public_url is None:
+            raise InsecureServerError(f"binding {host!r} needs a public URL (public_url or SWML_PROXY_URL_BASE)")
+        if host is not None or port is not None:
+            self.host, self.port = host or self.host, port or self.port
+            self._proxy_url_base = self._lf_base_url()
+        super().serve(host, port, *args, **options)
 
     @property
     def resolver(self) -> Resolver:
@@ -244,8 +310,9 @@ class ResolvedAgent(AgentBase):
             raw_data: The SWAIG request (``global_data``, ``call_id``, ...).
         """
         raw = raw_data if isinstance(raw_data, Mapping) else {}
+        # The request's own ``argument`` when there is one, so a malformed call gets the package server's reply.
         payload: dict[str, Any] = {"function": name, "argument": {"parsed": [args if args is not None else {}]}}
-        for key in ("global_data", "call_id"):
+        for key in ("argument", "global_data", "call_id", "call_log"):
             if key in raw:
                 payload[key] = raw[key]
         limit = self._lf_tool_timeout + self._lf_state.resolver.deadline + _MARGIN

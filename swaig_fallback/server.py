@@ -30,7 +30,6 @@ import re
 import signal
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -49,6 +48,7 @@ from .dispatch import handle_swaig
 from .parameters import swaig_parameters
 from .state import STATE, ServerState, state_of
 from .swml import DEFAULT_LANGUAGE, HANGUP_FUNCTION, CallerContext, Language, build_swml
+from .urls import checked_public_url, credentialed_url
 
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
@@ -116,8 +116,8 @@ def create_app(
         InsecureServerError: No credentials and ``local_only`` is false, or
             only one of user name and password is given.
         SwaigSchemaError: A registry tool's schema cannot be declared in SWML.
-        ValueError: ``public_url`` is not an http(s) URL with a host, or is
-            ``http://`` without ``allow_http``, or a registry tool is named
+        ValueError: ``public_url`` is not an http(s) URL with a host (and no
+            query or credentials), or is ``http://`` without ``allow_http``, or a registry tool is named
             like the built-in hangup function.
     """
     credentials = None
@@ -129,13 +129,9 @@ def create_app(
             "or mark the server local-only"
         )
     if public_url is not None:
-        parts = urlsplit(public_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
-            raise ValueError("public_url must be an http(s) URL with a host and no query")
-        if parts.scheme == "http" and not allow_http:
-            raise ValueError("public_url must be https (the webhook URL carries the credentials); or allow http")
+        checked_public_url(public_url, allow_http=allow_http)
     if credentials is not None:
-        protect_secrets(credentials.password)
+        protect_secrets(*credentials.secret_forms())
     if registry is not None and HANGUP_FUNCTION in registry:
         raise ValueError(f"tool name {HANGUP_FUNCTION!r} is the built-in hangup function")
     for spec in registry or ():
@@ -202,17 +198,13 @@ async def _swml(request: web.Request) -> web.StreamResponse:
 def _webhook_url(request: web.Request, state: ServerState) -> str | None:
     """The SWAIG URL with the credentials; ``None`` when a request-derived host is not a plain host."""
     if state.public_url:
-        base = urlsplit(state.public_url)
-        scheme, host, prefix = base.scheme, base.netloc.rpartition("@")[2], base.path.rstrip("/")
+        base = state.public_url
     else:
         host = request.headers.get("Host", "")
         if not _HOST.match(host):
             return None
-        scheme, prefix = "http", ""
-    if state.credentials is not None:
-        user = quote(state.credentials.username, safe="")
-        host = f"{user}:{quote(state.credentials.password, safe='')}@{host}"
-    return urlunsplit((scheme, host, prefix + PATHS["swaig"], "", ""))
+        base = f"http://{host}"
+    return credentialed_url(base, state.credentials, PATHS["swaig"])
 
 
 async def _swaig(request: web.Request) -> web.StreamResponse:

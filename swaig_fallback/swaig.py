@@ -36,6 +36,7 @@ from .swml import NODE_KEY
 __all__ = [
     "FALLBACK_RESPONSE",
     "NEXT_NODE_KEY",
+    "delegated_move_response",
     "refused_move_response",
     "BadSwaigRequest",
     "SwaigCall",
@@ -61,12 +62,15 @@ class SwaigCall:
         arguments: The model's arguments (not yet checked against the tool's schema).
         global_data: The call's ``global_data``, used as the tool's state.
         call_id: SignalWire's call id, for logs (``None`` when absent).
+        call_log: The conversation so far, when the SWML asks for it
+            (``swaig_post_conversation``); ``None`` otherwise.
     """
 
     function: str
     arguments: Any
     global_data: Mapping[str, Any] = field(default_factory=dict)
     call_id: str | None = None
+    call_log: list[Any] | None = None
 
 
 def parse_swaig_call(payload: Any) -> SwaigCall:
@@ -95,6 +99,7 @@ def parse_swaig_call(payload: Any) -> SwaigCall:
         arguments=_arguments(payload.get("argument")),
         global_data=global_data,
         call_id=call_id[:128] if isinstance(call_id, str) else None,
+        call_log=payload["call_log"] if isinstance(payload.get("call_log"), list) else None,
     )
 
 
@@ -134,14 +139,28 @@ def refused_move_response(response: str, target: object) -> str:
     )
 
 
-def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[str, Any], str | None]:
+def delegated_move_response(response: str, target: object) -> str:
+    """The tool's reply asking the AI to make the move itself (SignalWire checks it against the current step)."""
+    return (
+        f"{response}\n(Routing note: the next step is {excerpt(target, 40)!r}; change to that context now "
+        "if the current step allows it, otherwise stay in the current step.)"
+    )
+
+
+def swaig_reply(
+    result: ToolResult, *, contexts: Collection[str], delegate: Collection[str] = ()
+) -> tuple[dict[str, Any], str | None]:
     """Build the webhook reply for a tool's result.
 
     Args:
         result: What the tool returned.
         contexts: The contexts the call may move to from where it is (the
             current node's ``valid_contexts``); any other routing target is
-            refused.
+            refused, unless it is in ``delegate``.
+        delegate: Targets that may or may not be allowed from where the call
+            is (the webhook cannot tell): the reply asks the AI to move there
+            itself, which SignalWire allows only along the current step's
+            ``valid_contexts``. Neither moved nor refused.
 
     Returns:
         The reply (``{"response": ..., "action": [...]}``; ``action`` only
@@ -157,6 +176,8 @@ def swaig_reply(result: ToolResult, *, contexts: Collection[str]) -> tuple[dict[
         if isinstance(target, str) and target in contexts:
             moved = target
             state[NODE_KEY] = target
+        elif isinstance(target, str) and target in delegate:
+            response = delegated_move_response(response, target)
         else:
             rejected = excerpt(target, 80)
             response = refused_move_response(response, target)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from livekit_fallback.config.graph import END_NODE
+from livekit_fallback.config.graph import END_NODE, HANGUP_TOOL, offers_hangup
 from livekit_fallback.config.model import AgentConfig, Node
 from livekit_fallback.tools import RESERVED_NAMES, ToolRegistry, UnknownToolsError
 
@@ -52,7 +52,7 @@ GENERIC_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 NODE_KEY = "current_node"
 """``global_data`` key holding the node the call is in (the SWAIG request does not say)."""
 
-HANGUP_FUNCTION = "end_call"
+HANGUP_FUNCTION = HANGUP_TOOL
 """The function offered in the closing steps; the webhook answers it with a hangup action."""
 
 HANGUP_DESCRIPTION = (
@@ -303,7 +303,7 @@ def map_config(
 
 def is_closing(node: Node) -> bool:
     """True for the end node and every node that can move to it: the steps that offer the hangup."""
-    return node.name == END_NODE or END_NODE in node.valid_contexts
+    return offers_hangup(node.name, node.valid_contexts)
 
 
 def _step(node: Node, available: set[str], extra: str) -> dict[str, Any]:

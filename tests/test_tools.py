@@ -72,6 +72,15 @@ async def test_unknown_tool_and_registration_rules() -> None:
             registry.tool(name, description="d", parameters=params)(lambda a, s: "")
 
 
+@pytest.mark.parametrize(
+    "name", ["hangup", "startup_hook", "hangup_hook", "summarize_conversation", "check_time", "wait_for_user"]
+)
+def test_names_the_platform_or_sdk_treat_specially_are_refused(name: str) -> None:
+    """A tool named like a SignalWire hook or native function is refused at registration with a clear error."""
+    with pytest.raises(ValueError, match=rf"{name!r} is reserved by SignalWire or its SDK"):
+        ToolRegistry().tool(name, description="d")(lambda a, s: "")
+
+
 async def test_binding_reports_every_unknown_tool_at_once(clean_env: None) -> None:
     """Binding the shipped config to a partial registry lists all missing tools and the nodes using them."""
     config = await resolve_agent_config("reverse_mortgage")

@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 __all__ = [
     "DEFAULT_NODE_NAMES",
     "END_NODE",
+    "HANGUP_TOOL",
     "START_NODE",
+    "offers_hangup",
     "graph_errors",
     "reachable_from",
     "unreachable_nodes",
@@ -28,6 +30,15 @@ START_NODE = "greet"
 
 END_NODE = "end"
 """The terminal node: reaching it ends the call."""
+
+HANGUP_TOOL = "end_call"
+"""The built-in SignalWire function that hangs up after the AI's reply (offered by the closing steps)."""
+
+
+def offers_hangup(name: str, valid_contexts: Iterable[str]) -> bool:
+    """True for the end node and every node moving to it: on SignalWire, the steps offering :data:`HANGUP_TOOL`."""
+    return name == END_NODE or END_NODE in valid_contexts
+
 
 DEFAULT_NODE_NAMES: tuple[str, ...] = (
     "greet",

@@ -25,6 +25,7 @@ from ..config.model import InvalidContent, ModelChoice, Node, ThemeSections
 from ..config.sources.snapshot import SNAPSHOT_SCHEMA_VERSION, Snapshot
 from ..config.tomlfile import TOMLDecodeError, load_toml
 from ..config.validation import error_message
+from .step_text import step_text_problems
 
 __all__ = ["Problem", "check_data", "check_file", "snapshot_files"]
 
@@ -165,6 +166,15 @@ def _check_nodes(nodes: Mapping[str, Any], file: str) -> list[Problem]:
     problems: list[Problem] = []
     names = list(nodes)
     edges: dict[str, list[str]] = {}
+    tools = {
+        t
+        for c in nodes.values()
+        if isinstance(c, Mapping)
+        for key in ("tools", "functions")
+        if isinstance(c.get(key), list)
+        for t in c[key]
+        if isinstance(t, str)
+    }
     for name, content in nodes.items():
         where = f"nodes.{name}"
         if not isinstance(content, Mapping):
@@ -175,7 +185,7 @@ def _check_nodes(nodes: Mapping[str, Any], file: str) -> list[Problem]:
             for k in content
             if k not in _NODE_CONTENT_KEYS
         ]
-        problems += _check_node(name, content, names, file)
+        problems += _check_node(name, content, names, file, tools)
         targets = content.get("valid_contexts", [])
         if isinstance(targets, list) and all(isinstance(t, str) for t in targets):
             edges[name] = [t for t in targets if t in nodes]
@@ -199,23 +209,27 @@ def _check_nodes(nodes: Mapping[str, Any], file: str) -> list[Problem]:
     return problems
 
 
-def _check_node(name: str, content: Mapping[str, Any], names: list[str], file: str) -> list[Problem]:
+def _check_node(name: str, content: Mapping[str, Any], names: list[str], file: str, tools: set[str]) -> list[Problem]:
     """Field-level problems of one node on both platforms (targets are checked graph-wide).
 
     Each platform's node is built by the resolver's own ``Node.from_content``,
-    so ``check`` accepts exactly what the resolver accepts.
+    so ``check`` accepts exactly what the resolver accepts; a node that builds
+    is then checked for text contradicting the functions its step offers.
     """
     targets = content.get("valid_contexts")
     known = [*names, *(t for t in targets if isinstance(t, str))] if isinstance(targets, list) else names
     found: dict[tuple[str, str], None] = {}
     for platform in PLATFORMS:
         try:
-            Node.from_content(name, content, platform=platform, known_nodes=known)
+            node = Node.from_content(name, content, platform=platform, known_nodes=known)
         except InvalidContent as exc:
             for field, message in exc.errors:
                 if field == "tools" and platform == "signalwire" and "functions" in content:
                     field = "functions"
                 found[(".".join(p for p in (f"nodes.{name}", field) if p), message)] = None
+            continue
+        for message in step_text_problems(node, platform, tools):
+            found[(f"nodes.{name}.instructions", message)] = None
     return [Problem(file, loc, msg) for loc, msg in found]
 
 
