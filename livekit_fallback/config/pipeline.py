@@ -237,6 +237,7 @@ class _LoopLateness:
     def __init__(self) -> None:
         self.at_end = 0.0
         self._expected: float | None = None
+        self._latest = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> _LoopLateness:
@@ -244,8 +245,10 @@ class _LoopLateness:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._expected is not None:
-            self.at_end = max(0.0, asyncio.get_running_loop().time() - self._expected)
+        # The watcher's late tick and the read's timeout may run in one loop turn, in either order:
+        # the lateness of the latest tick and that of the tick still pending both count.
+        pending = asyncio.get_running_loop().time() - self._expected if self._expected is not None else 0.0
+        self.at_end = max(0.0, self._latest, pending)
         if self._task is not None:
             self._task.cancel()
 
@@ -254,6 +257,7 @@ class _LoopLateness:
         while True:
             self._expected = loop.time() + STALL_TICK
             await asyncio.sleep(STALL_TICK)
+            self._latest = loop.time() - self._expected
 
 
 def _assemble(

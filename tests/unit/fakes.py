@@ -1,4 +1,4 @@
-"""Fake sources and a fake clock for the unit tier: the pipeline, cache, breaker and alarms in milliseconds.
+"""Fake sources and a fake clock for the unit tier: the pipeline, the state's rules and alarms in milliseconds.
 
 The fakes implement the package's protocols (``ConfigSource``,
 ``LocatedSource``); component values are the packaged snapshot's, built and
@@ -8,23 +8,41 @@ validated by the package's own code.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 
-from livekit_fallback.config.keys import Platform, component_keys
-from livekit_fallback.config.model import ModelChoice, Node, Reason, Source, Theme
+from livekit_fallback.config.alarms import FallbackEvent
+from livekit_fallback.config.keys import MODEL_KINDS, ModelKind, Platform, component_keys
+from livekit_fallback.config.model import ModelChoice, Node, Provenance, Reason, Source, Theme
 from livekit_fallback.config.sources.base import Failure, FetchRequest, Found, Outcome
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 
-__all__ = ["DB_LLM", "VERTICAL", "FakeClock", "FakeDatabase", "FakeLocal", "LocatedDatabase", "snapshot_values"]
+__all__ = [
+    "DB_BACKUP_LLM",
+    "DB_LLM",
+    "DB_URL",
+    "TAKEN",
+    "VERTICAL",
+    "FakeClock",
+    "FakeDatabase",
+    "FakeLocal",
+    "LocatedDatabase",
+    "fallback_event",
+    "snapshot_values",
+]
 
 VERTICAL = "reverse_mortgage"
 DB_LLM = "openai/gpt-4.1"
 """The LLM the fake database serves (the packaged snapshot's is ``openai/gpt-5``)."""
+DB_BACKUP_LLM = "openai/gpt-4.1-mini"
+"""The LLM the fake database ranks as its backup."""
+DB_URL = "https://project-a.supabase.co"
+"""The project URL of the fake database (its deployment)."""
 
 
 class FakeClock:
-    """A monotonic clock that moves only when told."""
+    """A clock that moves only when told (wall-clock seconds for the state, monotonic for alarms)."""
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
@@ -43,27 +61,53 @@ def snapshot_values(platform: Platform = "livekit") -> dict[str, Theme | Node | 
     return {str(k): snap.component(str(k), platform) for k in component_keys(snap.node_names)}
 
 
+TAKEN = datetime(2025, 11, 21, tzinfo=timezone.utc)
+"""When the fallback copies of :func:`fallback_event` were taken."""
+
+
+def fallback_event(
+    component: str = "nodes.verify", reason: Reason = Reason.UNREACHABLE, exc: BaseException | None = None
+) -> FallbackEvent:
+    """One component served from the packaged snapshot because of ``reason``."""
+    where = "prompts, prompt_versions" if component.startswith("nodes.") else "some_table"
+    failure = Failure(reason, f"{reason.value} happened", where, exc if exc is not None else RuntimeError("boom"))
+    value = snapshot_values()[component]
+    return FallbackEvent(
+        component, VERTICAL, "livekit", failure, Found(value, TAKEN, "snap.toml"), Source.SNAPSHOT, TAKEN
+    )
+
+
 class FakeDatabase:
     """A database source whose answers a test sets.
 
+    Args:
+        platform: The platform whose values it serves.
+        url: Its project URL (the deployment its state is kept under).
+
     Attributes:
         mode: ``answer``, ``refuse`` (connection-level failures), ``hang``
-            (never returns) or ``raise`` (the fetch itself raises).
+            (never returns until ``release`` is set, then answers), ``raise``
+            (the fetch itself raises) or ``block`` (blocks the whole event
+            loop for ``block_for`` seconds, then never returns: a stalled process).
         broken: Component keys answered with an ``invalid_content`` failure.
         reads: Every request received.
+        backups: The ranked backup models it lists per model kind (``ranked_backups``).
     """
 
     source = Source.DATABASE
 
-    def __init__(self, platform: Platform = "livekit") -> None:
+    def __init__(self, platform: Platform = "livekit", *, url: str = DB_URL) -> None:
         values = snapshot_values(platform)
         if platform == "livekit":
             values["models.llm"] = ModelChoice(kind="llm", platform="livekit", value=DB_LLM)
         self.values = values
+        self.url = url
         self.mode = "answer"
+        self.block_for = 0.0
         self.broken: set[str] = set()
         self.reads: list[FetchRequest] = []
         self.release = asyncio.Event()
+        self.backups: dict[ModelKind, list[str]] = {"llm": [DB_BACKUP_LLM]} if platform == "livekit" else {}
 
     @staticmethod
     def table(key: str) -> str:
@@ -73,6 +117,9 @@ class FakeDatabase:
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Answer as ``mode`` says."""
         self.reads.append(request)
+        if self.mode == "block":
+            time.sleep(self.block_for)  # the process's own loop is blocked, not the database slow
+            await asyncio.Event().wait()
         if self.mode == "hang":
             await self.release.wait()
         if self.mode == "raise":
@@ -87,6 +134,15 @@ class FakeDatabase:
             else:
                 outcomes[key] = Found(self.values[key], now, self.table(key))
         return outcomes
+
+    def ranked_backups(self, platform: Platform) -> dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]:
+        """The ranked backup models of the latest read, as the Supabase source lists them."""
+        origin = Provenance(source=Source.DATABASE, location=self.table("models"))
+        return {
+            kind: tuple((ModelChoice(kind=kind, platform=platform, value=v), origin) for v in self.backups[kind])
+            for kind in MODEL_KINDS
+            if self.backups.get(kind)
+        }
 
 
 class LocatedDatabase(FakeDatabase):

@@ -10,9 +10,11 @@ import pytest
 import tomllib
 from livekit.agents import llm
 
-from livekit_fallback.config.alarms import Alarms
 from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Provenance, Reason, Source
+from livekit_fallback.config.model_alarms import ModelAlarms
 from livekit_fallback.config.sources.snapshot import default_snapshot_dir, load_snapshot
+from livekit_fallback.config.state.memory import MemoryStorage
+from livekit_fallback.config.state.state import ResolutionState
 from livekit_fallback.providers import build_chain, effective_config
 from livekit_fallback.snapshots.check import check_data
 from livekit_fallback.snapshots.write import render_snapshot
@@ -51,7 +53,7 @@ def with_llm(config: AgentConfig, value: str, *backups: str) -> AgentConfig:
 async def test_the_chain_is_active_backups_snapshot_then_the_other_route_without_duplicates() -> None:
     """Active, ranked rows, snapshot list, snapshot choice, then the active model via Inference; no repeats."""
     config = with_llm(await snapshot_config(), "openai/gpt-4.1", "openai/gpt-4.1-mini", "openai/gpt-4.1")
-    chain = build_chain(config, "llm", env=ALL_KEYS, alarms=Alarms())
+    chain = build_chain(config, "llm", env=ALL_KEYS, alarms=_alarms())
     assert isinstance(chain.instance, llm.FallbackAdapter)
     assert [(m.choice.value, m.path) for m in chain.models] == [
         ("openai/gpt-4.1", "plugin"),
@@ -65,14 +67,19 @@ async def test_the_chain_is_active_backups_snapshot_then_the_other_route_without
     assert effective_config(config, [chain]) is config
 
 
+def _alarms() -> ModelAlarms:
+    """Model alarms over a state of their own (nothing shared with other tests)."""
+    return ModelAlarms(ResolutionState(MemoryStorage(), "snapshot"))
+
+
 async def test_entries_that_cannot_be_built_are_left_out_and_one_entry_is_not_wrapped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Without LiveKit credentials the Inference-only backup is left out (said once); a single entry stays bare."""
     config = await snapshot_config()  # active = the snapshot's choice, so only its backup list remains
     with caplog.at_level(logging.WARNING, logger="livekit_fallback"):
-        chain = build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=Alarms())
-        build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=Alarms())
+        chain = build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=_alarms())
+        build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=_alarms())
     assert [m.choice.value for m in chain.models] == ["openai/gpt-5"]
     assert not isinstance(chain.instance, llm.FallbackAdapter)
     said = [r for r in caplog.records if "google/gemini-2.5-flash" in r.getMessage()]
@@ -82,7 +89,7 @@ async def test_entries_that_cannot_be_built_are_left_out_and_one_entry_is_not_wr
 async def test_without_runtime_fallback_only_the_first_buildable_entry_is_built() -> None:
     """runtime_fallback=False builds the active model alone, with no adapter."""
     config = with_llm(await snapshot_config(), "openai/gpt-4.1", "openai/gpt-4.1-mini")
-    chain = build_chain(config, "llm", env=ALL_KEYS, alarms=Alarms(), runtime_fallback=False)
+    chain = build_chain(config, "llm", env=ALL_KEYS, alarms=_alarms(), runtime_fallback=False)
     assert [m.choice.value for m in chain.models] == ["openai/gpt-4.1"]
     assert not isinstance(chain.instance, llm.FallbackAdapter)
 
@@ -93,8 +100,10 @@ async def test_an_unbuildable_active_model_replaced_by_a_ranked_row_is_still_deg
     """A groq row with no key, replaced by the database's own backup: reason unbuildable, config degraded."""
     config = with_llm(await snapshot_config(), "groq/llama-3.3-70b", "openai/gpt-4.1-mini")
     assert "models.llm" not in config.degraded
+    alarms = _alarms()
     with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
-        chain = build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=Alarms())
+        chain = build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=alarms)
+        await alarms.settled()
     assert [m.choice.value for m in chain.models] == ["openai/gpt-4.1-mini", "openai/gpt-5"]
     assert chain.provenance.source is Source.DATABASE and chain.provenance.reason is Reason.UNBUILDABLE
     running = effective_config(config, [chain])

@@ -1,4 +1,4 @@
-"""The machine's view read from the store, its JSON, the status page's HTML and ``status --machine``."""
+"""The machine's view read from the state, per deployment: its JSON, the status page's HTML and ``status --machine``."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ import pytest
 
 from livekit_fallback.cli import ExitCode, main
 from livekit_fallback.cli.status_machine import machine_table
-from livekit_fallback.config.machine_status import export_ages, read_machine_status
+from livekit_fallback.config.machine_status import DeploymentStatus, MachineStatus, export_ages, read_machine_status
 from livekit_fallback.config.model import AgentConfig, Provenance, Reason, Source
 from livekit_fallback.config.pipeline import Resolution
 from livekit_fallback.config.resolver import Resolver
-from livekit_fallback.config.shared import encode_resolution
-from livekit_fallback.config.store import MachineStore
+from livekit_fallback.config.state.codec import encode_resolution
+from livekit_fallback.config.state.memory import MemoryStorage
+from livekit_fallback.config.state.policy import Policy, Verdict
+from livekit_fallback.config.state.sqlite import SqliteStorage
+from livekit_fallback.config.state.state import ResolutionState
 from livekit_fallback.metrics import LAST_KNOWN_GOOD_AGE, SNAPSHOT_AGE
 from livekit_fallback.status_page import format_seconds, render_graph_html, render_status_page
 
 pytestmark = pytest.mark.unit
 
 VERTICAL = "reverse_mortgage"
+DEPLOYMENT = "https://project-a.supabase.co"
 NOW = 1_800_000_000.0
 DETAIL = "httpx.ConnectError: db.internal.example:5432 <script>alert(1)</script>"
 LAST_ERROR = "httpx.ConnectError: All connection attempts failed (db.internal.example)"
@@ -54,51 +58,58 @@ async def outage_config(now: float) -> AgentConfig:
 
 
 async def _snapshot_config() -> AgentConfig:
-    async with Resolver() as resolver:
+    async with Resolver(state=MemoryStorage()) as resolver:
         return await resolver.resolve(VERTICAL, "livekit")
 
 
-async def record_outage(directory: Path, clock: Clock, *, ended: bool) -> None:
-    """What the resolving processes of a machine leave in its store during (and after) an outage."""
-    store = MachineStore(directory, clock=clock, op_timeout=2.0)
+async def record_outage(directory: Path, clock: Clock, *, ended: bool, deployment: str = DEPLOYMENT) -> None:
+    """What the resolving processes of a machine leave in its state during (and after) an outage."""
+    storage = SqliteStorage(directory, op_timeout=2.0)
+    state = ResolutionState(storage, deployment, Policy(cool_down=5.0), clock=clock)
     try:
         config = await outage_config(clock.now)
         payload = encode_resolution(Resolution(config, (), False, ()))
         for _ in range(3):
-            await store.finish(VERTICAL, "livekit", payload=payload, degraded=True, database_ok=False, error=LAST_ERROR)
-            await store.alarms(
+            plan = await state.plan(VERTICAL, "livekit", holder=state.new_holder(), fresh=True)
+            await state.finish(
                 VERTICAL,
                 "livekit",
-                [("nodes.greet", "unreachable"), ("models.llm", "unreachable")],
-                [],
-                repeat_interval=60.0,
-                same_problem=lambda a, b: a == b,
+                holder=plan.holder,
+                payload=payload,
+                degraded=True,
+                verdict=Verdict(False, LAST_ERROR),
+                probe=plan.probe,
+            )
+            await state.account(
+                VERTICAL, "livekit", [("nodes.greet", "unreachable"), ("models.llm", "unreachable")], []
             )
             clock.now += 10
         read_at = datetime.fromtimestamp(clock.now - 7230, tz=timezone.utc).isoformat()
-        await store.store_last_known_good(VERTICAL, "livekit", {"theme": ('"x"', read_at)})
+        await state.store_last_known_good(VERTICAL, "livekit", {"theme": ('"x"', read_at)})
         if ended:
             clock.now += 30
-            await store.finish(VERTICAL, "livekit", payload=None, degraded=False, database_ok=True)
-            _, recovery = await store.alarms(
-                VERTICAL,
-                "livekit",
-                [],
-                ["nodes.greet", "models.llm"],
-                repeat_interval=60.0,
-                same_problem=lambda a, b: a == b,
+            await state.finish(
+                VERTICAL, "livekit", holder="", payload=None, degraded=False, verdict=Verdict(True), probe=False
             )
+            _, recovery = await state.account(VERTICAL, "livekit", [], ["nodes.greet", "models.llm"])
             assert recovery is not None
     finally:
-        store.close()
+        storage.close()
+
+
+def _only(status: MachineStatus) -> DeploymentStatus:
+    (deployment,) = status.deployments
+    assert deployment.deployment == DEPLOYMENT
+    return deployment
 
 
 def test_the_view_during_an_outage(tmp_path: Path) -> None:
     """During an outage the view has the degraded components, the open breaker with its probe time and the incidents."""
     clock = Clock()
     asyncio.run(record_outage(tmp_path, clock, ended=False))
-    status = asyncio.run(read_machine_status(tmp_path, cool_down=5.0, clock=clock))
-    assert status.problem is None and not status.healthy
+    machine = asyncio.run(read_machine_status(tmp_path, cool_down=5.0, clock=clock))
+    assert machine.problem is None and not machine.healthy
+    status = _only(machine)
     assert status.breaker.state == "open" and status.breaker.failures == 3
     assert status.probe_at == status.breaker.opened_at + 5.0  # type: ignore[operator]
     (config,) = status.configs
@@ -112,18 +123,19 @@ def test_the_view_during_an_outage(tmp_path: Path) -> None:
     ]
     assert [(o.resolutions, o.ended_at) for o in status.outages] == [(3, None)] and status.history == ()
     assert status.last_known_good_ages == {f"{VERTICAL}/livekit": pytest.approx(7200 + 30)}
-    assert status.snapshot_ages[VERTICAL] > 0
+    assert machine.snapshot_ages[VERTICAL] > 0
 
 
 def test_an_ended_outage_is_history_with_its_duration(tmp_path: Path) -> None:
     """When the outage ends the store keeps it: the view lists it as ended, with duration and resolution count."""
     clock = Clock()
     asyncio.run(record_outage(tmp_path, clock, ended=True))
-    status = asyncio.run(read_machine_status(tmp_path, clock=clock))
+    machine = asyncio.run(read_machine_status(tmp_path, clock=clock))
+    status = _only(machine)
     assert status.incidents == () and status.outages == () and status.breaker.state == "closed"
     (ended,) = status.history
     assert (ended.vertical, ended.seconds, ended.resolutions) == (VERTICAL, 60.0, 3)
-    assert status.to_json()["history"][0]["seconds"] == 60.0
+    assert machine.to_json()["deployments"][0]["history"][0]["seconds"] == 60.0
 
 
 def test_public_json_and_page_leave_out_error_details(tmp_path: Path) -> None:
@@ -133,7 +145,7 @@ def test_public_json_and_page_leave_out_error_details(tmp_path: Path) -> None:
     status = asyncio.run(read_machine_status(tmp_path, clock=clock))
     public = json.dumps(status.to_json(public=True))
     assert "db.internal.example" not in public and "last_error" not in public and '"detail"' not in public
-    assert json.loads(json.dumps(status.to_json()))["breaker"]["last_error"] == LAST_ERROR
+    assert json.loads(json.dumps(status.to_json()))["deployments"][0]["breaker"]["last_error"] == LAST_ERROR
     page = render_status_page(status, public=True)
     assert "db.internal.example" not in page and "<script>" not in page and str(tmp_path) not in page
     assert "DEGRADED" in page and "nodes.greet" in page and "Open outages" in page
@@ -155,7 +167,7 @@ def test_the_graph_is_mermaid_text_without_graphviz(tmp_path: Path, monkeypatch:
     """Without `dot` on PATH the node graph is the Mermaid text, degraded nodes marked."""
     clock = Clock()
     asyncio.run(record_outage(tmp_path, clock, ended=False))
-    (config,) = asyncio.run(read_machine_status(tmp_path, clock=clock)).configs
+    (config,) = _only(asyncio.run(read_machine_status(tmp_path, clock=clock))).configs
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     html = render_graph_html(config)
     assert "flowchart TD" in html and "class n_greet fallback" in html and "<svg" not in html
@@ -205,7 +217,9 @@ def test_status_machine_table_and_json(
     assert re.search(r"reverse_mortgage/livekit\s+models\.llm\s+unreachable\s+\S+ s\s+3", out)
     assert main(["status", "--machine", "--json"]) == ExitCode.DEGRADED
     data = json.loads(capsys.readouterr().out)
-    assert data["status"] == "degraded" and data["configs"][0]["components"]["models.llm"]["detail"] == DETAIL
+    [deployment] = data["deployments"]
+    assert data["status"] == "degraded" and deployment["deployment"] == DEPLOYMENT
+    assert deployment["configs"][0]["components"]["models.llm"]["detail"] == DETAIL
 
 
 def test_status_needs_a_vertical_unless_machine_or_serve(capsys: pytest.CaptureFixture[str]) -> None:
@@ -219,3 +233,21 @@ def test_an_empty_machine_is_healthy_and_says_so(tmp_path: Path) -> None:
     status = asyncio.run(read_machine_status(tmp_path))
     assert status.healthy and "no process of this machine has resolved" in machine_table(status)
     assert "No process of this machine has resolved" in render_status_page(status, public=True)
+
+
+def test_each_deployment_is_shown_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two databases' state in one file: two deployments in the view, table and page, each with its own records."""
+    clock = Clock()
+    other = "https://project-b.supabase.co"
+    asyncio.run(record_outage(tmp_path, clock, ended=True))
+    asyncio.run(record_outage(tmp_path, clock, ended=False, deployment=other))
+    status = asyncio.run(read_machine_status(tmp_path, clock=clock))
+    by_name = {d.deployment: d for d in status.deployments}
+    assert set(by_name) == {DEPLOYMENT, other} and not status.healthy
+    ended, ongoing = by_name[DEPLOYMENT], by_name[other]
+    assert ended.breaker.state == "closed" and ended.incidents == () and len(ended.history) == 1
+    assert ongoing.breaker.state == "open" and len(ongoing.incidents) == 2 and ongoing.history == ()
+    table = machine_table(status)
+    assert "breaker: closed" in table.split(f"deployment {other}")[0] and f"deployment {other}: DEGRADED" in table
+    page = render_status_page(status, public=True)
+    assert page.count('<section class="deployment">') == 2 and "db.internal.example" not in page

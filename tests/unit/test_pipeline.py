@@ -1,4 +1,4 @@
-"""One fresh resolution over fake sources: source order, per-component fallback, deadline, breaker, locations."""
+"""One fresh resolution over fake sources: source order, fallback, deadline, skip, verdicts, stalls, locations."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import time
 
 import pytest
 
-from livekit_fallback.config.breaker import CircuitBreaker
 from livekit_fallback.config.graph import DEFAULT_NODE_NAMES
 from livekit_fallback.config.model import Reason, Source
-from livekit_fallback.config.pipeline import Locations, run_pipeline
+from livekit_fallback.config.pipeline import Locations, Skip, run_pipeline
+from livekit_fallback.config.state.codec import decode_resolution, encode_resolution
+from livekit_fallback.config.state.policy import Verdict
 from livekit_fallback.errors import ConfigUnavailableError
 
-from .fakes import DB_LLM, VERTICAL, FakeClock, FakeDatabase, FakeLocal, LocatedDatabase, snapshot_values
+from .fakes import DB_LLM, VERTICAL, FakeDatabase, FakeLocal, LocatedDatabase, snapshot_values
 
 pytestmark = pytest.mark.unit
 
@@ -24,14 +25,14 @@ def _snapshot() -> FakeLocal:
     return FakeLocal(Source.SNAPSHOT, snapshot_values())
 
 
-async def _run(database, *local, breaker=None, deadline=0.2, locations=None):  # noqa: ANN001, ANN002, ANN202
+async def _run(database, *local, skip=None, deadline=0.2, locations=None):  # noqa: ANN001, ANN002, ANN202
     return await run_pipeline(
         vertical=VERTICAL,
         platform="livekit",
         node_names=NODES,
         database=database,
         local_sources=local or (_snapshot(),),
-        breaker=breaker,
+        skip=skip,
         deadline_seconds=deadline,
         locations=locations,
     )
@@ -108,44 +109,81 @@ async def test_a_component_in_no_source_raises() -> None:
         await _run(database, FakeLocal(Source.SNAPSHOT, values))
 
 
-async def test_the_open_breaker_skips_the_database_and_names_its_tables() -> None:
-    """Once the breaker is open the database is not asked; failures name the tables it reported before."""
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
+async def test_a_skipped_database_is_not_asked_and_failures_name_its_tables() -> None:
+    """When the state says skip, the database is not asked; failures name the tables it reported before."""
     database = FakeDatabase()
     database.mode = "refuse"
     locations = Locations(database)
-    await _run(database, breaker=breaker, locations=locations)
-    assert breaker.state.value == "open"
+    await _run(database, locations=locations)
     database.mode = "answer"
-    skipped = await _run(database, breaker=breaker, locations=locations)
-    assert len(database.reads) == 1
+    skipped = await _run(database, skip=Skip("circuit breaker open"), locations=locations)
+    assert len(database.reads) == 1 and skipped.database_ok is None and skipped.verdict is None
     [event] = [e for e in skipped.events if e.component == "nodes.verify"]
     assert event.failure.reason is Reason.CIRCUIT_OPEN and event.failure.location == "fake_nodes_table"
-    clock.advance(5.0)
-    probed = await _run(database, breaker=breaker, locations=locations)
-    assert len(database.reads) == 2 and probed.events == () and breaker.state.value == "closed"
+    assert event.failure.detail == "circuit breaker open"
 
 
 async def test_a_located_source_names_tables_it_was_never_asked_for() -> None:
-    """A database with location() names each table even when the breaker opened before it answered."""
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
-    breaker.record_failure("down")
-    resolution = await _run(LocatedDatabase(), breaker=breaker)
+    """A database with location() names each table even when it was skipped before it ever answered."""
+    resolution = await _run(LocatedDatabase(), skip=Skip("down"))
     failure = next(e.failure for e in resolution.events if e.component == "models.llm")
     assert failure.location == "livekit_fake_models_table"
 
 
-async def test_a_cancelled_probe_lets_the_next_one_through() -> None:
-    """Cancelling a resolution during the half-open probe frees the probe for the next resolution."""
-    clock = FakeClock()
-    breaker = CircuitBreaker(failure_threshold=1, cool_down=5.0, clock=clock)
-    breaker.record_failure("down")
-    clock.advance(5.0)
-    task = asyncio.ensure_future(_run(_hanging(), breaker=breaker, deadline=10.0))
-    await asyncio.sleep(0.01)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert breaker.allow()  # the probe is free again
+@pytest.mark.parametrize(
+    ("mode", "verdict"),
+    [
+        ("answer", Verdict(True)),
+        ("refuse", Verdict(False, "connection refused")),
+        ("hang", Verdict(False, "database source did not return within the deadline", timed_out=True)),
+    ],
+)
+async def test_the_verdict_says_what_the_database_did(mode: str, verdict: Verdict) -> None:
+    """An answer, a refusal and a timeout each give their verdict; none of them is a stall."""
+    database = FakeDatabase()
+    database.mode = mode
+    resolution = await _run(database, deadline=0.1)
+    assert resolution.verdict == verdict and not resolution.stalled
+
+
+async def test_bad_data_is_a_verdict_that_the_database_answered() -> None:
+    """A component with invalid content falls back alone; the database answered, so the verdict is ok."""
+    database = FakeDatabase()
+    database.broken = {"theme"}
+    resolution = await _run(database)
+    assert resolution.verdict == Verdict(True) and [e.component for e in resolution.events] == ["theme"]
+
+
+async def test_a_read_timed_out_by_a_blocked_loop_is_a_stall_without_a_verdict() -> None:
+    """When this process blocks its own loop past the deadline, the timeout says nothing about the database."""
+    database = FakeDatabase()
+    database.mode, database.block_for = "block", 0.5
+    resolution = await _run(database, deadline=0.2)
+    assert resolution.stalled and resolution.verdict is None
+    assert {p.source for p in resolution.config.provenance.values()} == {Source.SNAPSHOT}
+
+
+async def test_a_read_timed_out_while_another_task_blocked_the_loop_is_a_stall() -> None:
+    """A busy call process (another task blocking the loop while the read is in flight) is not a database outage."""
+
+    async def busy() -> None:
+        await asyncio.sleep(0.02)
+        time.sleep(0.5)
+
+    blocker = asyncio.ensure_future(busy())
+    resolution = await _run(_hanging(), deadline=0.2)
+    await blocker
+    assert resolution.stalled and resolution.verdict is None
+
+
+async def test_a_resolution_survives_the_states_json() -> None:
+    """A degraded resolution decodes to the same config, fallback events and database facts."""
+    database = FakeDatabase()
+    database.mode = "refuse"
+    resolution = await _run(database)
+    decoded = decode_resolution(encode_resolution(resolution))
+    assert decoded.config == resolution.config
+    assert [(e.component, e.failure.reason, e.used_source, e.used.taken_at) for e in decoded.events] == [
+        (e.component, e.failure.reason, e.used_source, e.used.taken_at) for e in resolution.events
+    ]
+    assert (decoded.database_ok, decoded.healthy) == (resolution.database_ok, resolution.healthy)

@@ -158,8 +158,9 @@ def finish(
     if verdict is not None:
         breaker = after_read(breaker, verdict, now=now, policy=policy, probe=probe)
         tx.put_breaker(breaker)
-    elif probe and breaker.state == "half_open":
-        tx.put_breaker(BreakerRecord("open", breaker.failures, breaker.opened_at, breaker.last_error))
+    elif probe and breaker.state == "half_open":  # a probe without a verdict (a stall): due again at once
+        breaker = BreakerRecord("open", breaker.failures, breaker.opened_at, breaker.last_error)
+        tx.put_breaker(breaker)
     release(tx, vertical, platform, holder=holder, probe=probe)
     return breaker
 
