@@ -171,7 +171,14 @@ def _spoken(slot: str) -> str:
 def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
     """The registry with all eleven reverse-mortgage tools."""
     registry = ToolRegistry()
-    faq = load_faq(faq_path)
+    _lead_tools(registry)
+    _conversation_tools(registry, load_faq(faq_path))
+    _booking_tools(registry)
+    return registry
+
+
+def _lead_tools(registry: ToolRegistry) -> None:
+    """Identity and lead details."""
     string = {"type": "string"}
 
     @registry.tool(
@@ -224,6 +231,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
             lead = state["lead"] = {}
         lead.update(args)
         return f"Saved {', '.join(sorted(args))}."
+
+
+def _conversation_tools(registry: ToolRegistry, faq: list[dict[str, Any]]) -> None:
+    """Qualification, the estimate, the knowledge base and objections."""
+    string = {"type": "string"}
 
     @registry.tool(
         description="Record whether the homeowner meets the basic reverse mortgage requirements.",
@@ -295,6 +307,11 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
         state.setdefault("objections", []).append(args["objection"])
         return "Recorded the concern."
 
+
+def _booking_tools(registry: ToolRegistry) -> None:
+    """Broker availability, booking, and the calls that end without one."""
+    string = {"type": "string"}
+
     @registry.tool(
         description="List open broker appointment times on the next three weekdays.",
         parameters={
@@ -350,5 +367,3 @@ def build_registry(faq_path: Path = FAQ_PATH) -> ToolRegistry:
     def mark_wrong_person(args: dict[str, Any], state: State) -> str:
         state["wrong_person"] = True
         return "Recorded: wrong person. Share no details about the homeowner."
-
-    return registry

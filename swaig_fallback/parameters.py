@@ -91,21 +91,31 @@ def _property(schema: Any, path: str) -> dict[str, Any]:
     kind, nullable = _type_of(schema, path)
     out: dict[str, Any] = {"type": kind}
     for key in sorted(_ALLOWED[kind] - {"type"}):
-        if key not in schema:
-            continue
-        value = schema[key]
-        if key == "items":
-            value = _property(value, f"{path}[]")
-        elif key == "properties":
-            value = {name: _property(sub, f"{path}.{name}") for name, sub in (value or {}).items()}
-        elif key == "format":
-            value = _FORMATS.get(value)
-        elif key == "enum":
-            value = [v for v in value if _fits(kind, v)] or None
-        elif key == "default" and not _fits(kind, value):
-            value = None
-        if value is not None:
-            out[key] = value
+        if key in schema:
+            value = _keyword(kind, key, schema[key], path)
+            if value is not None:
+                out[key] = value
+    _finish(out, schema, kind, nullable, path)
+    return out
+
+
+def _keyword(kind: str, key: str, value: Any, path: str) -> Any:
+    """One keyword of a property as SWML takes it (``None``: leave it out)."""
+    if key == "items":
+        return _property(value, f"{path}[]")
+    if key == "properties":
+        return {name: _property(sub, f"{path}.{name}") for name, sub in (value or {}).items()}
+    if key == "format":
+        return _FORMATS.get(value)
+    if key == "enum":
+        return [v for v in value if _fits(kind, v)] or None
+    if key == "default" and not _fits(kind, value):
+        return None
+    return value
+
+
+def _finish(out: dict[str, Any], schema: Mapping[str, Any], kind: str, nullable: bool, path: str) -> None:
+    """``const`` as a one-value enum, nullability, and the defaults SWML needs."""
     if "const" in schema and "enum" not in out and _fits(kind, schema["const"]) and "enum" in _ALLOWED[kind]:
         out["enum"] = [schema["const"]]
     if nullable or schema.get("nullable") is True:
@@ -116,7 +126,6 @@ def _property(schema: Any, path: str) -> dict[str, Any]:
         out["items"] = {"type": "string"}
     if kind == "null" and "description" not in out:
         out["description"] = "Always null."
-    return out
 
 
 def _type_of(schema: Mapping[str, Any], path: str) -> tuple[str, bool]:

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from livekit_fallback import Resolver, SnapshotSource, SupabaseSource
+from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 from livekit_fallback.config.state.memory import MemoryStorage
 from livekit_fallback.config.state.sqlite import SqliteStorage
 from livekit_fallback.config.state.state import forget_process_state
 from livekit_fallback.config.state.storage import StateStorage
-from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 
 from .support.postgrest import PostgrestStandIn
 from .support.seed import reset_database, seed_vertical

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_ships_snapshots_and_both_packages(tmp_path: Path) -> None:
-    """A wheel built from the source tree includes the snapshots inside the package and the entry point."""
+    """A wheel built from the source tree includes the snapshots, the entry point and both typing markers."""
     subprocess.run(
         [
             sys.executable,
@@ -37,3 +37,4 @@ def test_wheel_ships_snapshots_and_both_packages(tmp_path: Path) -> None:
     assert "livekit_fallback/_snapshots/reverse_mortgage.toml" in names
     assert "livekit_fallback/config/resolver.py" in names and "swaig_fallback/__init__.py" in names
     assert not any(name.startswith("tests/") for name in names)
+    assert {"livekit_fallback/py.typed", "swaig_fallback/py.typed"} <= names  # type checkers read our annotations

@@ -97,10 +97,6 @@ class ComponentKey:
             raise ValueError(f"{self} is not a model key")
         return self.name  # type: ignore[return-value]
 
-    def without_platform(self) -> ComponentKey:
-        """The same component as named inside one platform's config."""
-        return ComponentKey(self.kind, self.name) if self.platform else self
-
     def __str__(self) -> str:
         if self.kind == "theme":
             return "theme"

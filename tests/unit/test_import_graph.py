@@ -200,3 +200,12 @@ def test_livekit_edge_never_imports_swaig_fallback(edge: str) -> None:
 def test_swaig_fallback_never_imports_the_livekit_edge() -> None:
     """The SignalWire edge never imports the LiveKit edge (agents, providers)."""
     assert violations("swaig_fallback", ("livekit_fallback.agents", "livekit_fallback.providers")) == []
+
+
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_is_over_500_lines() -> None:
+    """Each module keeps to one job: none of the package's modules grows past 500 lines."""
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in MODULES.items()}
+    assert {name: lines for name, lines in sizes.items() if lines > MAX_MODULE_LINES} == {}

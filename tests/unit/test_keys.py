@@ -38,10 +38,9 @@ def test_component_keys_orders_theme_nodes_models() -> None:
 
 
 def test_component_keys_across_platforms_name_each_platform() -> None:
-    """With platforms given, each model key carries its platform and drops it on request."""
+    """With platforms given, each model key carries its platform."""
     keys = component_keys([], PLATFORMS)
     assert [str(k) for k in keys[1:]] == [f"models.{p}.{k}" for p in PLATFORMS for k in MODEL_KINDS]
-    assert keys[-1].without_platform() == ComponentKey.model("tts")
     assert keys[-1].model_kind == "tts"
     with pytest.raises(ValueError):
         _ = ComponentKey.theme().model_kind

@@ -18,7 +18,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import SnapshotError
-from ..graph import DEFAULT_NODE_NAMES
 from ..keys import ComponentKey, ModelKind
 from ..model import InvalidContent, ModelChoice, Node, Platform, Reason, Source, Theme
 from ..names import check_vertical
@@ -225,13 +224,6 @@ class SnapshotSource:
             SnapshotError: None found or it cannot be parsed.
         """
         return load_snapshot(find_snapshot(vertical, self.dirs))
-
-    def node_names(self, vertical: str) -> tuple[str, ...]:
-        """The vertical's node names from its snapshot, or the nine standard nodes."""
-        try:
-            return self.snapshot(vertical).node_names
-        except SnapshotError:
-            return DEFAULT_NODE_NAMES
 
     async def fetch(self, request: FetchRequest) -> dict[str, Outcome]:
         """Build each wanted component from the snapshot file (no I/O after the first read)."""

@@ -20,7 +20,7 @@ stale, the breaker is due for its probe, the incident's line is due.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..model import Reason
 from .records import AlarmDecision, BreakerRecord, IncidentRecord, OutageRecord, Plan, Recovery, StoredConfig
@@ -192,8 +192,13 @@ def account(
     *,
     now: float,
     repeat_interval: float,
+    resolutions: int = 1,
 ) -> tuple[list[AlarmDecision], Recovery | None]:
-    """Account for one served resolution and say what to log.
+    """Account for served resolutions of one vertical and platform, and say what to log.
+
+    ``resolutions`` identical resolutions served at once (a burst in one
+    process) are counted as that many; what to log is decided for the first,
+    and the others have nothing to log.
 
     Args:
         tx: The deployment's records.
@@ -203,16 +208,28 @@ def account(
         healthy: Component keys served from the database.
         now: Wall-clock time.
         repeat_interval: Seconds between counted lines of one incident.
+        resolutions: How many identical resolutions this accounts for.
 
     Returns:
         One decision per event, and the recovery to report if this resolution ended an outage.
     """
     decisions = [_incident(tx, vertical, platform, c, r, now, repeat_interval) for c, r in events]
+    if resolutions > 1:
+        for component, _ in events:
+            record = tx.incident(vertical, platform, component)
+            if record is not None:
+                more = resolutions - 1
+                tx.put_incident(
+                    vertical,
+                    platform,
+                    component,
+                    replace(record, since_line=record.since_line + more, total=record.total + more),
+                )
     tx.drop_incidents(vertical, platform, healthy)
     outage = tx.outage(vertical, platform)
     if events:
         started = outage.started_at if outage is not None else now
-        tx.put_outage(vertical, platform, OutageRecord(started, outage.resolutions + 1 if outage else 1))
+        tx.put_outage(vertical, platform, OutageRecord(started, (outage.resolutions if outage else 0) + resolutions))
         return decisions, None
     if outage is None or tx.has_incidents(vertical, platform):
         return decisions, None

@@ -8,6 +8,7 @@ process's memory until it can: the storage is swapped, never the code path.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import time
@@ -109,6 +110,11 @@ class ResolutionState:
         self.clock = clock
         self._holders = itertools.count(1)
         self._prefix = f"{os.getpid()}:{id(self):x}"
+        self._accounts: dict[
+            tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]],
+            list[asyncio.Future[tuple[list[AlarmDecision], Recovery | None]]],
+        ] = {}
+        self._flushing: set[asyncio.Task[None]] = set()
 
     @property
     def in_use(self) -> StateStorage:
@@ -178,13 +184,52 @@ class ResolutionState:
     async def account(
         self, vertical: str, platform: str, events: Sequence[tuple[str, str]], healthy: Iterable[str]
     ) -> tuple[list[AlarmDecision], Recovery | None]:
-        """Incidents and outages of one served resolution (see :func:`.policy.account`)."""
-        now, healthy = self.clock(), list(healthy)
-        return await self._run(
-            lambda tx: policy.account(
-                tx, vertical, platform, events, healthy, now=now, repeat_interval=self.policy.repeat_interval
+        """Incidents and outages of one served resolution (see :func:`.policy.account`).
+
+        Identical resolutions served in one turn of this process's event loop
+        (a burst of calls sharing one read) are accounted in one operation:
+        the first is told what to log, the others that they have nothing to log.
+        """
+        key = (vertical, platform, tuple(events), tuple(healthy))
+        waiters = self._accounts.get(key)
+        if waiters is None:
+            waiters = self._accounts[key] = []
+            asyncio.get_running_loop().call_soon(lambda: self._flush_later(key))
+        waiter: asyncio.Future[tuple[list[AlarmDecision], Recovery | None]] = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        return await waiter
+
+    def _flush_later(self, key: tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]]) -> None:
+        task = asyncio.ensure_future(self._flush(key))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self, key: tuple[str, str, tuple[tuple[str, str], ...], tuple[str, ...]]) -> None:
+        waiters = self._accounts.pop(key, [])
+        vertical, platform, events, healthy = key
+        now, count = self.clock(), len(waiters)
+        try:
+            decided = await self._run(
+                lambda tx: policy.account(
+                    tx,
+                    vertical,
+                    platform,
+                    events,
+                    healthy,
+                    now=now,
+                    repeat_interval=self.policy.repeat_interval,
+                    resolutions=count,
+                )
             )
-        )
+        except BaseException as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc if isinstance(exc, Exception) else RuntimeError("cancelled"))
+            return
+        quiet = ([AlarmDecision("quiet")] * len(events), None)
+        for position, waiter in enumerate(waiters):
+            if not waiter.done():
+                waiter.set_result(decided if position == 0 else quiet)
 
     async def account_model(
         self, vertical: str, platform: str, component: str, reason: str | None
