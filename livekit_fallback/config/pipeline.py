@@ -61,8 +61,10 @@ class Resolution:
         healthy: Component keys served from the database.
         verdict: What the read says about the database (``None``: not asked,
             or a stall, which says nothing about it).
-        stalled: The database read ran out of time because this process's
-            event loop was blocked, not because the database was slow.
+        stalled: The database read ran out of time for a reason that is not
+            the database's: this process's event loop was blocked, or the read
+            was given less than the deployment's deadline (see ``excuse``).
+        excuse: Why the database is not blamed, for the log (with ``stalled``).
     """
 
     config: AgentConfig
@@ -71,6 +73,7 @@ class Resolution:
     healthy: tuple[str, ...]
     verdict: Verdict | None = None
     stalled: bool = False
+    excuse: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,7 @@ async def run_pipeline(
     failures: dict[str, list[Failure]] = {}
     database_ok: bool | None = None
     verdict: Verdict | None = None
-    stalled = False
+    stalled, excuse = False, ""
     if database is None:
         skipped = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
         failures = {key: [skipped] for key in pending}
@@ -170,6 +173,7 @@ async def run_pipeline(
         verdict = _verdict(database_ok, outcomes)
         if verdict.timed_out and lateness.at_end > max(0.1, STALL_LATENESS * deadline_seconds):
             stalled, verdict = True, None
+            excuse = f"this process's event loop was running {lateness.at_end:.2f} s late at the deadline"
         pending = [key for key in pending if key not in found]
     for source in local_sources:
         if not pending:
@@ -181,7 +185,7 @@ async def run_pipeline(
     if pending:
         raise ConfigUnavailableError(vertical, platform, {k: failures.get(k, []) for k in pending})
     resolution = _assemble(vertical, platform, node_names, found, failures, database_ok, backups or {})
-    return replace(resolution, verdict=verdict, stalled=stalled)
+    return replace(resolution, verdict=verdict, stalled=stalled, excuse=excuse)
 
 
 async def _fetch(

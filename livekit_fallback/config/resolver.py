@@ -34,6 +34,7 @@ from .sources.base import ConfigSource
 from .sources.last_known_good import LastKnownGoodSource
 from .sources.snapshot import SnapshotError, SnapshotSource
 from .sources.supabase import SupabaseSource
+from .state import policy
 from .state.codec import decode_resolution, encode_resolution
 from .state.policy import Policy
 from .state.records import SNAPSHOT_DEPLOYMENT, BreakerRecord, Plan, deployment_of
@@ -64,6 +65,8 @@ class Resolver:
         cool_down: Seconds the breaker stays open before one probe read.
         failure_threshold: Consecutive failed reads that open the breaker.
         pickup_budget: Seconds a pickup with a stored copy waits for a fresh read before it is served the copy.
+        configured_deadline: The deployment's own deadline when ``deadline`` is a caller's
+            shorter one: a read that runs out of less time is not blamed on the database.
         repeat_interval: Seconds between counted lines of an ongoing fallback.
         state: Where the state is kept (see :mod:`~livekit_fallback.config.state`); the
             production default when ``None``.
@@ -83,6 +86,7 @@ class Resolver:
         cool_down: float = 5.0,
         failure_threshold: int = 3,
         pickup_budget: float = DEFAULT_PICKUP_BUDGET,
+        configured_deadline: float | None = None,
         repeat_interval: float = 60.0,
         state: StateStorage | None = None,
         alarms: Alarms | None = None,
@@ -94,9 +98,17 @@ class Resolver:
         self.deadline = deadline
         self.pickup_budget = pickup_budget
         self.alarms = alarms or Alarms()
-        policy = Policy(ttl, stale_for, cool_down, failure_threshold, 2 * deadline + 1.0, repeat_interval)
+        rules = Policy(
+            ttl,
+            stale_for,
+            cool_down,
+            failure_threshold,
+            2 * deadline + 1.0,
+            repeat_interval,
+            configured_deadline or deadline,
+        )
         self.state = ResolutionState(
-            state if state is not None else default_storage(), _deployment(database), policy, clock=clock
+            state if state is not None else default_storage(), _deployment(database), rules, clock=clock
         )
         self.last_known_good: LastKnownGoodSource | None = (
             LastKnownGoodSource(self.state, on_problem=self.alarms.cache_problem) if database is not None else None
@@ -127,6 +139,7 @@ class Resolver:
             ttl=settings.ttl,
             cool_down=settings.cool_down,
             pickup_budget=settings.pickup_budget,
+            configured_deadline=settings.configured_deadline,
             state=storage_for(settings.cache_dir, shared=settings.shared_state),
         )
 
@@ -253,6 +266,9 @@ class Resolver:
         """One fresh read under the plan, recorded in the state (config, verdict, leases, copy)."""
         try:
             resolution = await self._read(vertical, platform, plan, deadline)
+            excuse = policy.excused(resolution.verdict, allowed=deadline, policy=self.state.policy)
+            if excuse is not None:
+                resolution = dataclasses.replace(resolution, verdict=None, stalled=True, excuse=excuse)
         except BaseException:
             await _quietly(self.state.release(vertical, platform, holder=plan.holder, probe=plan.probe))
             raise
@@ -325,13 +341,19 @@ class Resolver:
             return
         if resolution.stalled:
             _log.warning(
-                "RESOLUTION STALLED: this process's event loop was blocked while %s/%s was read, so %d "
-                "component(s) were served from fallbacks for this call. The database is not blamed (no banner, "
-                "breaker unchanged). Action: look for blocking work in the agent process.",
+                "RESOLUTION STALLED: %s while %s/%s was read, so %d component(s) were served from fallbacks "
+                "for this call. The database is not blamed (no banner, breaker unchanged). Action: look for "
+                "blocking work in the agent process, or give the caller the deployment's deadline.",
+                resolution.excuse or "the read did not get its time",
                 config.vertical,
                 config.platform,
                 len(resolution.events),
-                extra={"event": "resolution_stalled", "vertical": config.vertical, "platform": config.platform},
+                extra={
+                    "event": "resolution_stalled",
+                    "vertical": config.vertical,
+                    "platform": config.platform,
+                    "excuse": resolution.excuse,
+                },
             )
             return
         events = [(e.component, e.failure.reason.value) for e in resolution.events]

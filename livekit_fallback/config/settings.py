@@ -44,6 +44,10 @@ class Settings:
         pickup_budget: Seconds a pickup waits for a fresh read when the
             machine holds any copy of the config; past it, the copy is served
             and the read goes on in the background.
+        configured_deadline: The deployment's own deadline
+            (``LIVEKIT_FALLBACK_DEADLINE``) when a caller chose a shorter
+            ``deadline`` (``resolve --deadline 0.05``): a read that runs out of
+            a shorter time than this says nothing about the database.
     """
 
     supabase_url: str | None = None
@@ -55,6 +59,7 @@ class Settings:
     shared_state: bool = True
     cool_down: float = DEFAULT_COOL_DOWN
     pickup_budget: float = DEFAULT_PICKUP_BUDGET
+    configured_deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.supabase_url and not _valid_url(self.supabase_url):
@@ -110,6 +115,11 @@ class Settings:
             "pickup_budget": _seconds(env, "LIVEKIT_FALLBACK_PICKUP_BUDGET", DEFAULT_PICKUP_BUDGET),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
+        chosen = float(values["deadline"])  # type: ignore[arg-type]
+        if chosen < deadline:
+            values.setdefault("configured_deadline", deadline)
+        if not env.get("LIVEKIT_FALLBACK_PICKUP_BUDGET", "").strip() and overrides.get("pickup_budget") is None:
+            values["pickup_budget"] = min(DEFAULT_PICKUP_BUDGET, chosen)  # a short deadline shortens the budget
         return cls(**values)  # type: ignore[arg-type]
 
 

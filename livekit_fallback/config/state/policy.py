@@ -33,6 +33,7 @@ __all__ = [
     "account",
     "account_model",
     "after_read",
+    "excused",
     "finish",
     "merge_last_known_good",
     "plan",
@@ -58,6 +59,9 @@ class Policy:
         failure_threshold: Consecutive failed reads that open the breaker.
         lease_for: Seconds a refresh or probe lease lasts if its holder never returns.
         repeat_interval: Seconds between counted lines of one incident.
+        blame_after: Seconds a read must have been given for its timeout to
+            count against the database (the deployment's own deadline when a
+            caller chose a shorter one; 0: every timeout counts).
     """
 
     ttl: float = 5.0
@@ -66,6 +70,7 @@ class Policy:
     failure_threshold: int = 3
     lease_for: float = 3.0
     repeat_interval: float = 60.0
+    blame_after: float = 0.0
 
     def __post_init__(self) -> None:
         if self.failure_threshold < 1 or self.cool_down <= 0 or self.ttl < 0 or self.lease_for <= 0:
@@ -122,6 +127,27 @@ def plan(
     if database and not lease:
         return decided("wait")
     return decided("miss", lease, database)
+
+
+BLAME_SHARE = 0.8
+"""Share of ``blame_after`` a read must have been given for its timeout to be the database's."""
+
+
+def excused(verdict: Verdict | None, *, allowed: float, policy: Policy) -> str | None:
+    """Why a read that failed says nothing about the database, or ``None`` when it does.
+
+    A read that ran out of a time shorter than the deployment's deadline (a
+    caller's ``--deadline 0.05``, or time spent on a slow store before the read
+    began) was not given the time the database is owed: its timeout is not an
+    outage. Stalls of this process's own event loop are told apart by the
+    pipeline (:class:`~livekit_fallback.config.pipeline.Resolution.stalled`).
+    """
+    if verdict is None or not verdict.timed_out or allowed >= BLAME_SHARE * policy.blame_after:
+        return None
+    return (
+        f"the read was given {allowed:.2f} s, less than the deployment's deadline of "
+        f"{policy.blame_after:.2f} s, and ran out of time"
+    )
 
 
 def finish(
