@@ -42,6 +42,7 @@ __all__ = [
     "RESOLUTIONS",
     "RESOLUTION_SECONDS",
     "SNAPSHOT_AGE",
+    "STATE_STORE_SLOW",
     "SWAIG_CALLS",
     "SWML_DOCUMENTS",
     "MetricsServerError",
@@ -138,6 +139,12 @@ LAST_KNOWN_GOOD_AGE = Gauge(
     multiprocess_mode="mostrecent",
 )
 """Set whenever the machine's view is read (status page, ``status --serve``'s ``/metrics``)."""
+STATE_STORE_SLOW = Counter(
+    "livekit_fallback_state_store_slow",
+    "Operations on the machine-wide state file that ran past their time limit (a busy disk or CPU); "
+    "the call used this process's memory for them. Not a database failure.",
+    registry=REGISTRY,
+)
 
 
 _UNBUILDABLE: set[tuple[str, str, str]] = set()

@@ -101,3 +101,33 @@ def test_a_paused_lease_holder_does_not_blame_the_database(
     results, logs = _followers(env, 4)
     assert all(r["sources"] == ["database"] for r in results), results
     assert BANNER not in logs, logs[-3000:]
+
+
+WAVE = 50
+
+
+def test_a_wave_of_call_processes_under_cpu_load_blames_nothing(seeded: SeededDatabase, tmp_path: Path) -> None:
+    """50 call processes at once with every core busy: no database banner, no store banner, every call answered.
+
+    The calls run at a lower priority than the test's database, as a call
+    machine does beside a database elsewhere: the calls are starved of CPU,
+    the database is not.
+    """
+    env = _env(seeded.url, seeded.key, tmp_path, LIVEKIT_FALLBACK_TTL="5")
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        calls = [
+            subprocess.Popen(
+                [sys.executable, "-c", CALL], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(WAVE)
+        ]
+        finished = [call.communicate(timeout=600) for call in calls]
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    logs = "".join(err for _, err in finished)
+    assert all(call.returncode == 0 for call in calls), logs[-3000:]
+    assert logs.count(BANNER) == 0, (logs.count(BANNER), logs.count("UNAVAILABLE"), logs[-3000:])
+    assert "MACHINE-WIDE STATE UNAVAILABLE" not in logs

@@ -45,6 +45,8 @@ STALL_TICK = 0.02
 """Seconds between the looks that measure how late this process's event loop runs during a read."""
 STALL_LATENESS = 0.2
 """Fraction of the deadline (at least 0.1 s) the loop may run late at the deadline for a timeout to be a stall."""
+STARVED_SHARE = 0.25
+"""Fraction of the deadline the loop may run late in all during a read (CPU starvation) for a timeout to be a stall."""
 
 _SERVER_LEVEL = {Reason.UNREACHABLE, Reason.TIMEOUT, Reason.HTTP_ERROR, Reason.AUTH, Reason.BAD_RESPONSE}
 
@@ -171,9 +173,12 @@ async def run_pipeline(
         where.learn(platform, outcomes)
         database_ok = _absorb(outcomes, pending, database.source, found, failures)
         verdict = _verdict(database_ok, outcomes)
-        if verdict.timed_out and lateness.at_end > max(0.1, STALL_LATENESS * deadline_seconds):
+        if verdict.timed_out and lateness.stalled(deadline_seconds):
             stalled, verdict = True, None
-            excuse = f"this process's event loop was running {lateness.at_end:.2f} s late at the deadline"
+            excuse = (
+                f"this process's event loop ran {lateness.at_end:.2f} s late at the deadline and "
+                f"{lateness.total:.2f} s late in all during the read (a busy, paused or CPU-starved process)"
+            )
         pending = [key for key in pending if key not in found]
     for source in local_sources:
         if not pending:
@@ -234,12 +239,15 @@ class _LoopLateness:
     A read that timed out while the loop ran freely gave the database its whole
     time. One whose deadline timer could only fire late (the loop was blocked
     at the deadline: a busy or paused process) may have had its answer waiting
-    unread: that says nothing about the database. ``at_end`` is how late the
-    loop was running when the read returned.
+    unread: that says nothing about the database. Nor does one whose process
+    got too little CPU to run its loop on time (every core busy): its ticks
+    run late all along. ``at_end`` is how late the loop was running when the
+    read returned; ``total`` is how late its ticks ran in all.
     """
 
     def __init__(self) -> None:
         self.at_end = 0.0
+        self.total = 0.0
         self._expected: float | None = None
         self._latest = 0.0
         self._task: asyncio.Task[None] | None = None
@@ -256,12 +264,17 @@ class _LoopLateness:
         if self._task is not None:
             self._task.cancel()
 
+    def stalled(self, deadline: float) -> bool:
+        """Whether a read of ``deadline`` seconds that timed out did so because this process could not run."""
+        return self.at_end > max(0.1, STALL_LATENESS * deadline) or self.total > STARVED_SHARE * deadline
+
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             self._expected = loop.time() + STALL_TICK
             await asyncio.sleep(STALL_TICK)
             self._latest = loop.time() - self._expected
+            self.total += max(0.0, self._latest)
 
 
 def _assemble(

@@ -266,7 +266,9 @@ class Resolver:
         """One fresh read under the plan, recorded in the state (config, verdict, leases, copy)."""
         try:
             resolution = await self._read(vertical, platform, plan, deadline)
-            excuse = policy.excused(resolution.verdict, allowed=deadline, policy=self.state.policy)
+            excuse = policy.excused(
+                resolution.verdict, allowed=deadline, policy=self.state.policy
+            ) or policy.left_to_another(plan)
             if excuse is not None:
                 resolution = dataclasses.replace(resolution, verdict=None, stalled=True, excuse=excuse)
         except BaseException:

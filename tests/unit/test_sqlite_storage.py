@@ -184,3 +184,27 @@ async def test_an_empty_file_has_no_rows(tmp_path: Path) -> None:
     storage = SqliteStorage(tmp_path)
     assert await storage.rows(10) == []
     storage.close()
+
+
+async def test_a_held_lock_is_slowness_counted_not_an_unusable_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the write lock: each operation gives up in its limit, counted, one line, no banner."""
+    caplog.set_level(logging.INFO, logger="livekit_fallback")
+    storage = SqliteStorage(tmp_path, op_timeout=0.1)
+    state = ResolutionState(storage, DEPLOYMENT, POLICY, clock=FakeClock())
+    assert await state.config(V, P) is None  # the file exists, with its schema
+    holder = sqlite3.connect(tmp_path / STATE_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        for _ in range(3):
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(StoreUnavailable):
+                await storage.run(DEPLOYMENT, lambda tx: tx.breaker())
+            assert asyncio.get_running_loop().time() - started < 0.5
+        assert storage.usable and storage.problem is None and storage.slow_operations == 3
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        storage.close()
+    assert _events(caplog, "store_") == ["store_slow"]

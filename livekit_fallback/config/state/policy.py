@@ -35,6 +35,7 @@ __all__ = [
     "after_read",
     "excused",
     "finish",
+    "left_to_another",
     "merge_last_known_good",
     "plan",
     "release",
@@ -148,6 +149,18 @@ def excused(verdict: Verdict | None, *, allowed: float, policy: Policy) -> str |
         f"the read was given {allowed:.2f} s, less than the deployment's deadline of "
         f"{policy.blame_after:.2f} s, and ran out of time"
     )
+
+
+def left_to_another(plan: Plan) -> str | None:
+    """Why a resolution that did not ask the database is not the database's fault, or ``None``.
+
+    With the breaker closed, a call skips the database only because another
+    call holds the read (:func:`plan` said ``wait``) and its result did not land
+    in time: that reader is blamed or excused for its own read, once.
+    """
+    if plan.database or plan.breaker.state != "closed":
+        return None
+    return "the database was left to another call's read, which did not land within the deadline"
 
 
 def finish(

@@ -22,13 +22,14 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
+from ... import metrics
 from ...errors import StoreUnavailable
 from ...log import logger
-from .records import BreakerRecord, IncidentRecord, OutageRecord, StoredConfig
-from .storage import DeploymentRows, LastKnownGood, T, Transaction
+from .schema import all_rows, migrate, transaction
+from .storage import DeploymentRows, T, Transaction
 from .worker import Worker
 
 __all__ = ["STATE_FILE", "SqliteStorage"]
@@ -36,199 +37,17 @@ __all__ = ["STATE_FILE", "SqliteStorage"]
 STATE_FILE = "state.sqlite3"
 """The file's name inside the cache directory."""
 
-SCHEMA_VERSION = 2
-"""2: every row keyed by its deployment. Rows of version 1 say nothing of theirs and are dropped."""
-
 QUEUE_LIMIT = 2.0
 """Seconds an operation may wait for its turn behind this process's others before the file counts as unusable."""
 
+STUCK_AFTER = 5.0
+"""Seconds one operation may run before the file counts as hung (a FIFO, a hung network file system)."""
+
+SLOW_LINE_EVERY = 60.0
+"""Seconds between the counted lines saying operations on the file ran slow."""
+
 RETRY_AFTER = 30.0
 """Seconds an unusable file is left alone before it is tried again."""
-
-HISTORY_KEPT = 200
-"""Ended outages kept per deployment."""
-
-_OLD_TABLES = ("configs", "leases", "breaker", "incidents", "outages", "last_known_good", "notices", "outage_history")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS configs (
-    deployment TEXT NOT NULL, vertical TEXT NOT NULL, platform TEXT NOT NULL, payload TEXT NOT NULL,
-    read_at REAL NOT NULL, degraded INTEGER NOT NULL, PRIMARY KEY (deployment, vertical, platform));
-CREATE TABLE IF NOT EXISTS leases (
-    deployment TEXT NOT NULL, name TEXT NOT NULL, holder TEXT NOT NULL, until REAL NOT NULL,
-    PRIMARY KEY (deployment, name));
-CREATE TABLE IF NOT EXISTS breaker (
-    deployment TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL, opened_at REAL, last_error TEXT);
-CREATE TABLE IF NOT EXISTS incidents (
-    deployment TEXT NOT NULL, vertical TEXT NOT NULL, platform TEXT NOT NULL, component TEXT NOT NULL,
-    reason TEXT NOT NULL, started_at REAL NOT NULL, last_line REAL NOT NULL, since_line INTEGER NOT NULL,
-    total INTEGER NOT NULL, PRIMARY KEY (deployment, vertical, platform, component));
-CREATE TABLE IF NOT EXISTS outages (
-    deployment TEXT NOT NULL, vertical TEXT NOT NULL, platform TEXT NOT NULL, started_at REAL NOT NULL,
-    resolutions INTEGER NOT NULL, PRIMARY KEY (deployment, vertical, platform));
-CREATE TABLE IF NOT EXISTS outage_history (
-    deployment TEXT NOT NULL, vertical TEXT NOT NULL, platform TEXT NOT NULL, started_at REAL NOT NULL,
-    ended_at REAL NOT NULL, resolutions INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS last_known_good (
-    deployment TEXT NOT NULL, vertical TEXT NOT NULL, platform TEXT NOT NULL, component TEXT NOT NULL,
-    value TEXT NOT NULL, read_at TEXT NOT NULL, PRIMARY KEY (deployment, vertical, platform, component));
-"""
-
-
-class _SqliteTransaction:
-    """A :class:`~livekit_fallback.config.state.storage.Transaction`: one deployment's rows."""
-
-    def __init__(self, conn: sqlite3.Connection, deployment: str) -> None:
-        self._c = conn
-        self._d = deployment
-
-    def _one(self, sql: str, *args: object) -> tuple[object, ...] | None:
-        row: tuple[object, ...] | None = self._c.execute(sql, (self._d, *args)).fetchone()
-        return row
-
-    def config(self, vertical: str, platform: str) -> StoredConfig | None:
-        row = self._one(
-            "SELECT payload, read_at, degraded FROM configs WHERE deployment = ? AND vertical = ? AND platform = ?",
-            vertical,
-            platform,
-        )
-        return None if row is None else StoredConfig(str(row[0]), float(row[1]), bool(row[2]))  # type: ignore[arg-type]
-
-    def put_config(self, vertical: str, platform: str, entry: StoredConfig) -> None:
-        self._c.execute(
-            "INSERT OR REPLACE INTO configs VALUES (?, ?, ?, ?, ?, ?)",
-            (self._d, vertical, platform, entry.payload, entry.read_at, int(entry.degraded)),
-        )
-
-    def lease(self, name: str) -> tuple[str, float] | None:
-        row = self._one("SELECT holder, until FROM leases WHERE deployment = ? AND name = ?", name)
-        return None if row is None else (str(row[0]), float(row[1]))  # type: ignore[arg-type]
-
-    def put_lease(self, name: str, holder: str, until: float) -> None:
-        self._c.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?)", (self._d, name, holder, until))
-
-    def drop_lease(self, name: str, holder: str) -> None:
-        self._c.execute("DELETE FROM leases WHERE deployment = ? AND name = ? AND holder = ?", (self._d, name, holder))
-
-    def breaker(self) -> BreakerRecord:
-        row = self._one("SELECT state, failures, opened_at, last_error FROM breaker WHERE deployment = ?")
-        return BreakerRecord() if row is None else BreakerRecord(*row)  # type: ignore[arg-type]
-
-    def put_breaker(self, record: BreakerRecord) -> None:
-        self._c.execute(
-            "INSERT OR REPLACE INTO breaker VALUES (?, ?, ?, ?, ?)",
-            (self._d, record.state, record.failures, record.opened_at, record.last_error),
-        )
-
-    def incident(self, vertical: str, platform: str, component: str) -> IncidentRecord | None:
-        row = self._one(
-            "SELECT reason, started_at, last_line, since_line, total FROM incidents "
-            "WHERE deployment = ? AND vertical = ? AND platform = ? AND component = ?",
-            vertical,
-            platform,
-            component,
-        )
-        return None if row is None else IncidentRecord(*row)  # type: ignore[arg-type]
-
-    def put_incident(self, vertical: str, platform: str, component: str, record: IncidentRecord) -> None:
-        self._c.execute(
-            "INSERT OR REPLACE INTO incidents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._d, vertical, platform, component, record.reason, record.started_at, record.last_line)
-            + (record.since_line, record.total),
-        )
-
-    def drop_incidents(self, vertical: str, platform: str, components: Iterable[str]) -> None:
-        self._c.executemany(
-            "DELETE FROM incidents WHERE deployment = ? AND vertical = ? AND platform = ? AND component = ?",
-            [(self._d, vertical, platform, c) for c in components],
-        )
-
-    def has_incidents(self, vertical: str, platform: str) -> bool:
-        sql = "SELECT 1 FROM incidents WHERE deployment = ? AND vertical = ? AND platform = ? LIMIT 1"
-        return self._one(sql, vertical, platform) is not None
-
-    def outage(self, vertical: str, platform: str) -> OutageRecord | None:
-        sql = "SELECT started_at, resolutions FROM outages WHERE deployment = ? AND vertical = ? AND platform = ?"
-        row = self._one(sql, vertical, platform)
-        return None if row is None else OutageRecord(*row)  # type: ignore[arg-type]
-
-    def put_outage(self, vertical: str, platform: str, record: OutageRecord) -> None:
-        self._c.execute(
-            "INSERT OR REPLACE INTO outages VALUES (?, ?, ?, ?, ?)",
-            (self._d, vertical, platform, record.started_at, record.resolutions),
-        )
-
-    def end_outage(self, vertical: str, platform: str, record: OutageRecord, ended_at: float) -> None:
-        self._c.execute(
-            "DELETE FROM outages WHERE deployment = ? AND vertical = ? AND platform = ?", (self._d, vertical, platform)
-        )
-        self._c.execute(
-            "INSERT INTO outage_history VALUES (?, ?, ?, ?, ?, ?)",
-            (self._d, vertical, platform, record.started_at, ended_at, record.resolutions),
-        )
-        self._c.execute(
-            "DELETE FROM outage_history WHERE deployment = ? AND rowid NOT IN (SELECT rowid FROM outage_history "
-            "WHERE deployment = ? ORDER BY ended_at DESC LIMIT ?)",
-            (self._d, self._d, HISTORY_KEPT),
-        )
-
-    def last_known_good(self, vertical: str, platform: str) -> LastKnownGood:
-        rows = self._c.execute(
-            "SELECT component, value, read_at FROM last_known_good WHERE deployment = ? AND vertical = ? "
-            "AND platform = ?",
-            (self._d, vertical, platform),
-        )
-        return {component: (value, read_at) for component, value, read_at in rows}
-
-    def put_last_known_good(self, vertical: str, platform: str, components: Mapping[str, tuple[str, str]]) -> None:
-        self._c.executemany(
-            "INSERT OR REPLACE INTO last_known_good VALUES (?, ?, ?, ?, ?, ?)",
-            [(self._d, vertical, platform, key, value, read_at) for key, (value, read_at) in components.items()],
-        )
-
-
-def _rows(conn: sqlite3.Connection, history: int) -> list[DeploymentRows]:
-    """Every deployment's rows in one read transaction (a consistent picture)."""
-    conn.execute("BEGIN")
-    try:
-        grouped: dict[str, dict[str, list[object]]] = {}
-
-        def add(kind: str, deployment: str, item: object) -> None:
-            grouped.setdefault(deployment, {}).setdefault(kind, []).append(item)
-
-        breakers = {d: BreakerRecord(*rest) for d, *rest in conn.execute("SELECT * FROM breaker")}
-        for d, v, p, payload, read_at, degraded in conn.execute("SELECT * FROM configs ORDER BY vertical, platform"):
-            add("configs", d, (v, p, StoredConfig(payload, read_at, bool(degraded))))
-        for d, v, p, c, *rest in conn.execute("SELECT * FROM incidents ORDER BY started_at"):
-            add("incidents", d, (v, p, c, IncidentRecord(*rest)))
-        for d, v, p, *rest in conn.execute("SELECT * FROM outages ORDER BY started_at"):
-            add("outages", d, (v, p, OutageRecord(*rest)))
-        for d, v, p, started, ended, n in conn.execute("SELECT * FROM outage_history ORDER BY ended_at DESC"):
-            add("history", d, (v, p, OutageRecord(started, n), ended))
-        lkg = conn.execute(
-            "SELECT deployment, vertical, platform, MIN(read_at) FROM last_known_good "
-            "GROUP BY deployment, vertical, platform"
-        ).fetchall()
-        for d, v, p, oldest in lkg:
-            add("lkg", d, ((v, p), oldest))
-    finally:
-        conn.execute("COMMIT")
-    result = []
-    for deployment in sorted(set(grouped) | set(breakers)):
-        g = grouped.get(deployment, {})
-        result.append(
-            DeploymentRows(
-                deployment=deployment,
-                breaker=breakers.get(deployment, BreakerRecord()),
-                configs=tuple(g.get("configs", ())),  # type: ignore[arg-type]
-                incidents=tuple(g.get("incidents", ())),  # type: ignore[arg-type]
-                outages=tuple(g.get("outages", ())),  # type: ignore[arg-type]
-                history=tuple(g.get("history", ())[:history]),  # type: ignore[arg-type]
-                last_known_good=dict(g.get("lkg", ())),  # type: ignore[arg-type]
-            )
-        )
-    return result
-
 
 _STORAGES: dict[Path, SqliteStorage] = {}
 
@@ -251,6 +70,10 @@ class SqliteStorage:
         self._conn: sqlite3.Connection | None = None
         self._unusable_until = 0.0
         self._problem: str | None = None
+        self.slow_operations = 0
+        self._slow_since_line = 0
+        self._slow_line_at: float | None = None
+        self._slow_streak_from: float | None = None
 
     @classmethod
     def for_directory(cls, directory: Path | str) -> SqliteStorage:
@@ -286,7 +109,7 @@ class SqliteStorage:
         def job(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = operation(_SqliteTransaction(conn, deployment))
+                result = operation(transaction(conn, deployment))
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -301,7 +124,7 @@ class SqliteStorage:
         Raises:
             StoreUnavailable: The file cannot be read now.
         """
-        return await self._submit(lambda conn: _rows(conn, history))
+        return await self._submit(lambda conn: all_rows(conn, history))
 
     def close(self) -> None:
         """Close the connection (on the storage's thread, if it is alive)."""
@@ -313,18 +136,26 @@ class SqliteStorage:
         if not self.usable:
             raise StoreUnavailable(self._problem or "machine-wide state unavailable")
         worker = self._worker
-        if worker is not None and worker.stuck(self.op_timeout):
+        if worker is not None and worker.stuck(STUCK_AFTER):
             # The thread is stuck in the kernel; it cannot be interrupted, so stop using it.
             self._worker, self._conn = None, None
-            raise self._fail(f"{self.path} did not answer within {self.op_timeout:.2f} s")
+            raise self._fail(f"{self.path} did not answer within {STUCK_AFTER:.0f} s (hung)")
         if worker is None:
             worker = self._worker = Worker(f"livekit-fallback-store-{os.getpid()}")
         future = asyncio.wrap_future(worker.submit(lambda: job(self._connection())))
         try:
             result = await self._wait(future, worker)
-        except (sqlite3.Error, OSError, StoreUnavailable) as exc:
+        except StoreUnavailable:
+            raise  # already counted or said by _slow or _fail
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):  # another process holds the lock past the busy timeout: slow, not broken
+                raise self._slow() from None
             self._conn = None
             raise self._fail(f"{self.path}: {_describe(exc)}") from None
+        except (sqlite3.Error, OSError) as exc:
+            self._conn = None
+            raise self._fail(f"{self.path}: {_describe(exc)}") from None
+        self._slow_streak_from = None
         if self._problem is not None:
             logger.warning(
                 "MACHINE-WIDE STATE RESTORED: %s is in use again", self.path, extra={"event": "store_restored"}
@@ -333,12 +164,14 @@ class SqliteStorage:
         return result
 
     async def _wait(self, future: asyncio.Future[T], worker: Worker) -> T:
-        """The job's result; a job *running* past ``op_timeout`` is a failure, a job queued behind others is not.
+        """The job's result within its time limit.
 
-        Lock waits are bounded by SQLite's busy timeout inside the job, so only
-        a call stuck in the kernel runs past the limit. Jobs waiting their turn
-        behind this process's other operations (a burst of calls) are slow, not
-        broken: they are waited for up to :data:`QUEUE_LIMIT`.
+        A job *running* past ``op_timeout`` (a busy disk or CPU) is slow: this
+        operation gives up and the call uses memory for it, counted, with a line
+        at most once a minute, never a banner. Only a job running past
+        :data:`STUCK_AFTER` (stuck in the kernel) makes the file unusable. Jobs
+        waiting their turn behind this process's other operations (a burst of
+        calls) are waited for up to :data:`QUEUE_LIMIT`.
         """
         loop = asyncio.get_running_loop()
         give_up = loop.time() + QUEUE_LIMIT
@@ -346,9 +179,39 @@ class SqliteStorage:
             done, _ = await asyncio.wait({future}, timeout=self.op_timeout)
             if done:
                 return future.result()
+            if worker.stuck(STUCK_AFTER):
+                future.cancel()
+                raise self._fail(f"{self.path} did not answer within {STUCK_AFTER:.0f} s (hung)")
             if worker.stuck(self.op_timeout) or loop.time() >= give_up:
                 future.cancel()
-                raise self._fail(f"{self.path} did not answer within {self.op_timeout:.2f} s (locked or hung)")
+                raise self._slow()
+
+    def _slow(self) -> StoreUnavailable:
+        """Count an operation that ran past its limit; say so at most once a minute.
+
+        Slow for longer than :data:`STUCK_AFTER` without one operation getting
+        through (a lock held by a stopped process), the file counts as unusable.
+        """
+        now = time.monotonic()
+        if self._slow_streak_from is None:
+            self._slow_streak_from = now
+        elif now - self._slow_streak_from > STUCK_AFTER:
+            self._slow_streak_from = None
+            return self._fail(f"{self.path} stayed locked or slow for over {STUCK_AFTER:.0f} s")
+        self.slow_operations += 1
+        self._slow_since_line += 1
+        metrics.STATE_STORE_SLOW.inc()
+        if self._slow_line_at is None or now - self._slow_line_at >= SLOW_LINE_EVERY:
+            logger.warning(
+                "machine-wide state slow: %d operation(s) on %s ran past %.2f s (a busy disk or CPU); those "
+                "calls used this process's memory for them. This is not a database problem.",
+                self._slow_since_line,
+                self.path,
+                self.op_timeout,
+                extra={"event": "store_slow", "path": str(self.path), "count": self.slow_operations},
+            )
+            self._slow_line_at, self._slow_since_line = now, 0
+        return StoreUnavailable(f"{self.path} ran past {self.op_timeout:.2f} s")
 
     def _fail(self, problem: str) -> StoreUnavailable:
         self._unusable_until = time.monotonic() + RETRY_AFTER
@@ -374,14 +237,14 @@ class SqliteStorage:
             self.directory.mkdir(parents=True, exist_ok=True)
         else:
             if not stat.S_ISREG(mode):
-                raise StoreUnavailable("not a regular file")
+                raise OSError(0, "not a regular file")
         busy_ms = max(1, int(self.op_timeout * 1000 * 0.8))
         conn = sqlite3.connect(self.path, timeout=busy_ms / 1000, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
-            _migrate(conn, self.path)
+            migrate(conn, self.path)
         except BaseException:
             conn.close()
             raise
@@ -389,30 +252,9 @@ class SqliteStorage:
         return conn
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the schema; drop the rows of version 1, which cannot say whose they are."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        version = int(row[0]) if row is not None else None
-        if version is not None and version < SCHEMA_VERSION:
-            for table in _OLD_TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-            logger.warning(
-                "Machine-wide state in %s was written by an earlier livekit-fallback and does not say which "
-                "database it came from; it was dropped rather than served to the wrong deployment. The "
-                "next resolution of each deployment stores its own.",
-                path,
-                extra={"event": "store_migrated", "path": str(path), "from_version": version},
-            )
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)  # not executescript: it would commit the transaction
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 def _describe(exc: BaseException) -> str:
