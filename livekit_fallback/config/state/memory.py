@@ -139,6 +139,10 @@ class MemoryStorage:
                 await self._copies.save(deployment, vertical, platform, components)
         return result
 
+    async def read(self, deployment: str, operation: Callable[[Transaction], T]) -> T:
+        """:meth:`run` (memory is never read-only)."""
+        return await self.run(deployment, operation)
+
     def run_now(self, deployment: str, operation: Callable[[Transaction], T]) -> T:
         """:meth:`run` without the files, for callers without an event loop."""
         with self._lock:

@@ -28,6 +28,7 @@ from pathlib import Path
 from ... import metrics
 from ...errors import StoreUnavailable
 from ...log import logger
+from .file_access import follow_directory_owner, ownership_problem, read_only_connection
 from .schema import all_rows, migrate, transaction
 from .storage import DeploymentRows, T, Transaction
 from .worker import Worker
@@ -74,6 +75,7 @@ class SqliteStorage:
         self._slow_since_line = 0
         self._slow_line_at: float | None = None
         self._slow_streak_from: float | None = None
+        self._reader: Worker | None = None
 
     @classmethod
     def for_directory(cls, directory: Path | str) -> SqliteStorage:
@@ -118,6 +120,35 @@ class SqliteStorage:
 
         return await self._submit(job)
 
+    async def read(self, deployment: str, operation: Callable[[Transaction], T]) -> T:
+        """Run a read-only ``operation`` over a read-only connection, within ``op_timeout``.
+
+        For the last-known-good copy while the file cannot be written (a
+        read-only file or mount, a file of another user, a held write lock):
+        reads still work. Nothing is said here: :meth:`run` says why the file
+        cannot be used.
+
+        Raises:
+            StoreUnavailable: The file cannot be read either.
+        """
+        busy_ms = max(1, int(self.op_timeout * 1000 * 0.8))
+
+        def job() -> T:
+            conn = read_only_connection(self.path, busy_ms)
+            try:
+                conn.execute("BEGIN")
+                return operation(transaction(conn, deployment))
+            finally:
+                conn.close()
+
+        reader = self._reader
+        if reader is None or reader.stuck(self.op_timeout):
+            reader = self._reader = Worker(f"livekit-fallback-store-reader-{os.getpid()}")
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(reader.submit(job)), self.op_timeout)
+        except (sqlite3.Error, OSError, asyncio.TimeoutError) as exc:
+            raise StoreUnavailable(f"{self.path} cannot be read: {_describe(exc)}") from None
+
     async def rows(self, history: int) -> list[DeploymentRows]:
         """Every deployment's rows, for status views.
 
@@ -151,10 +182,10 @@ class SqliteStorage:
             if _busy(exc):  # another process holds the lock past the busy timeout: slow, not broken
                 raise self._slow() from None
             self._conn = None
-            raise self._fail(f"{self.path}: {_describe(exc)}") from None
+            raise self._fail(f"{self.path}: {ownership_problem(self.directory, self.path) or _describe(exc)}") from None
         except (sqlite3.Error, OSError) as exc:
             self._conn = None
-            raise self._fail(f"{self.path}: {_describe(exc)}") from None
+            raise self._fail(f"{self.path}: {ownership_problem(self.directory, self.path) or _describe(exc)}") from None
         self._slow_streak_from = None
         if self._problem is not None:
             logger.warning(
@@ -245,6 +276,7 @@ class SqliteStorage:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, self.path)
+            follow_directory_owner(self.directory, self.path)
         except BaseException:
             conn.close()
             raise

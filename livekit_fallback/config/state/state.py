@@ -134,6 +134,20 @@ class ResolutionState:
                 pass  # said once by the storage; the same rules run over memory
         return await _PROCESS_MEMORY.run(self.deployment, operation)
 
+    async def _read(self, operation: Callable[[Transaction], LastKnownGood]) -> LastKnownGood:
+        """A copy from the storage even while it cannot be written, newer components from memory over it."""
+        storage = self.storage
+        if storage.usable:
+            try:
+                return await storage.run(self.deployment, operation)
+            except StoreUnavailable:
+                pass
+        try:
+            stored = await storage.read(self.deployment, operation)
+        except StoreUnavailable:
+            stored = {}
+        return {**stored, **await _PROCESS_MEMORY.run(self.deployment, operation)}
+
     async def plan(self, vertical: str, platform: str, *, holder: str, fresh: bool = False) -> Plan:
         """How one resolution proceeds (see :func:`.policy.plan`)."""
         now = self.clock()
@@ -243,8 +257,8 @@ class ResolutionState:
         )
 
     async def last_known_good(self, vertical: str, platform: str) -> LastKnownGood:
-        """The deployment's last-known-good copy of a vertical and platform."""
-        return await self._run(lambda tx: tx.last_known_good(vertical, platform))
+        """The deployment's last-known-good copy of a vertical and platform (readable while the file is read-only)."""
+        return await self._read(lambda tx: tx.last_known_good(vertical, platform))
 
     async def store_last_known_good(
         self, vertical: str, platform: str, components: Mapping[str, tuple[str, str]]

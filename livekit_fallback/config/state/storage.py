@@ -149,6 +149,14 @@ class StateStorage(Protocol):
         """
         ...
 
+    async def read(self, deployment: str, operation: Callable[[Transaction], T]) -> T:
+        """Run a read-only ``operation``; works while the records cannot be written.
+
+        Raises:
+            StoreUnavailable: The records cannot be read either.
+        """
+        ...
+
     async def rows(self, history: int) -> list[DeploymentRows]:
         """Every deployment's records, for status views (read-only).
 

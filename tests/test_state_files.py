@@ -1,0 +1,76 @@
+"""The last-known-good copy survives the state file's troubles: real processes, one cache directory.
+
+The case every Dockerfile meets: ``download-files`` (or a first call) runs as
+root and creates the state file; the worker runs as another user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import DB_MODELS, SeededDatabase
+from .support.proxy import FaultProxy
+from .test_pickups import CALL, _env, _run
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as two users"),
+]
+
+STATE_FILE = "state.sqlite3"
+
+
+@pytest.fixture
+def cache_dir() -> Iterator[Path]:
+    """A cache directory other users can reach (pytest's own temporary tree is root's alone)."""
+    directory = Path(tempfile.mkdtemp(prefix="lkfb-cache-"))
+    directory.chmod(0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def _as_nobody(env: dict[str, str]) -> tuple[dict[str, object], str]:
+    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", CALL]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_a_store_created_by_root_still_serves_its_copy_to_another_user(
+    seeded: SeededDatabase, fault_proxy: FaultProxy, cache_dir: Path
+) -> None:
+    """Root made the directory and the file; a worker running as nobody during an outage gets the copy, one line."""
+    env = _env(fault_proxy.url, seeded.key, cache_dir, LIVEKIT_FALLBACK_TTL="0.2")
+    first, _ = _run(CALL, env)
+    assert first["sources"] == ["database"]
+    assert (cache_dir / STATE_FILE).stat().st_uid == 0
+    fault_proxy.set_mode("hang")
+    result, log = _as_nobody(env)
+    assert result["llm"] == DB_MODELS["livekit"]["llm"], "the copy in the read-only file is served"
+    assert result["sources"] == ["last_known_good"], result
+    assert log.count("MACHINE-WIDE STATE UNAVAILABLE") == 1 and "chown -R" in log, log[-3000:]
+    assert "Traceback" not in log
+
+
+def test_a_store_root_creates_in_the_workers_directory_is_the_workers(seeded: SeededDatabase, cache_dir: Path) -> None:
+    """The directory belongs to the worker's user; root's first run leaves a file that user can write."""
+    nobody = pwd.getpwnam("nobody")
+    os.chown(cache_dir, nobody.pw_uid, nobody.pw_gid)
+    env = _env(seeded.url, seeded.key, cache_dir)
+    first, _ = _run(CALL, env)
+    assert first["sources"] == ["database"]
+    assert (cache_dir / STATE_FILE).stat().st_uid == nobody.pw_uid
+    result, log = _as_nobody(env)
+    assert result["sources"] == ["database"]
+    assert "MACHINE-WIDE STATE" not in log, log[-3000:]
