@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -21,10 +22,9 @@ from .conftest import DB_MODELS, SeededDatabase
 from .support.proxy import FaultProxy
 from .test_pickups import CALL, _env, _run
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as two users"),
-]
+pytestmark = pytest.mark.integration
+
+as_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root to act as two users")
 
 STATE_FILE = "state.sqlite3"
 
@@ -47,6 +47,7 @@ def _as_nobody(env: dict[str, str]) -> tuple[dict[str, object], str]:
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
 
+@as_root
 def test_a_store_created_by_root_still_serves_its_copy_to_another_user(
     seeded: SeededDatabase, fault_proxy: FaultProxy, cache_dir: Path
 ) -> None:
@@ -63,6 +64,7 @@ def test_a_store_created_by_root_still_serves_its_copy_to_another_user(
     assert "Traceback" not in log
 
 
+@as_root
 def test_a_store_root_creates_in_the_workers_directory_is_the_workers(seeded: SeededDatabase, cache_dir: Path) -> None:
     """The directory belongs to the worker's user; root's first run leaves a file that user can write."""
     nobody = pwd.getpwnam("nobody")
@@ -74,3 +76,23 @@ def test_a_store_root_creates_in_the_workers_directory_is_the_workers(seeded: Se
     result, log = _as_nobody(env)
     assert result["sources"] == ["database"]
     assert "MACHINE-WIDE STATE" not in log, log[-3000:]
+
+
+def test_a_held_lock_during_an_outage_keeps_calls_within_the_deadline_and_on_the_copy(
+    seeded: SeededDatabase, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """Another process holds the write lock while the database hangs: calls stay within the deadline, on the copy."""
+    env = _env(fault_proxy.url, seeded.key, tmp_path, LIVEKIT_FALLBACK_TTL="0.2")
+    first, _ = _run(CALL, env)
+    assert first["sources"] == ["database"]
+    fault_proxy.set_mode("hang")
+    holder = sqlite3.connect(tmp_path / STATE_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        results = [_run(CALL, env)[0] for _ in range(5)]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    seconds = [float(str(r["seconds"])) for r in results]
+    assert max(seconds) < 1.0 + 0.15, seconds
+    assert all(r["llm"] == DB_MODELS["livekit"]["llm"] for r in results), results

@@ -47,6 +47,9 @@ STUCK_AFTER = 5.0
 SLOW_LINE_EVERY = 60.0
 """Seconds between the counted lines saying operations on the file ran slow."""
 
+SLOW_BACKOFF = 1.0
+"""Seconds after a slow operation during which this process's state stays in memory (one slow wait per call)."""
+
 RETRY_AFTER = 30.0
 """Seconds an unusable file is left alone before it is tried again."""
 
@@ -70,6 +73,7 @@ class SqliteStorage:
         self._worker: Worker | None = None
         self._conn: sqlite3.Connection | None = None
         self._unusable_until = 0.0
+        self._slow_until = 0.0
         self._problem: str | None = None
         self.slow_operations = 0
         self._slow_since_line = 0
@@ -93,8 +97,13 @@ class SqliteStorage:
 
     @property
     def usable(self) -> bool:
-        """False while the file is being left alone after a failure."""
-        return time.monotonic() >= self._unusable_until
+        """False while the file is being left alone after a failure, or for a moment after a slow operation.
+
+        The moment keeps one call from waiting on a held lock or a busy disk
+        more than once: the store's time limit counts inside the call's deadline.
+        """
+        now = time.monotonic()
+        return now >= self._unusable_until and now >= self._slow_until
 
     @property
     def problem(self) -> str | None:
@@ -165,7 +174,7 @@ class SqliteStorage:
 
     async def _submit(self, job: Callable[[sqlite3.Connection], T]) -> T:
         if not self.usable:
-            raise StoreUnavailable(self._problem or "machine-wide state unavailable")
+            raise StoreUnavailable(self._problem or f"{self.path} was slow a moment ago")
         worker = self._worker
         if worker is not None and worker.stuck(STUCK_AFTER):
             # The thread is stuck in the kernel; it cannot be interrupted, so stop using it.
@@ -231,6 +240,7 @@ class SqliteStorage:
             return self._fail(f"{self.path} stayed locked or slow for over {STUCK_AFTER:.0f} s")
         self.slow_operations += 1
         self._slow_since_line += 1
+        self._slow_until = now + SLOW_BACKOFF
         metrics.STATE_STORE_SLOW.inc()
         if self._slow_line_at is None or now - self._slow_line_at >= SLOW_LINE_EVERY:
             logger.warning(
