@@ -225,7 +225,8 @@ class Resolver:
                 return copy, "hit"
             if plan.reads:
                 read = self._in_background(self._read_and_record(vertical, platform, plan, self.deadline))
-                done, _ = await asyncio.wait({read}, timeout=self.pickup_budget)
+                wait = self.deadline if plan.overdue else self.pickup_budget  # overdue: no refresh ever landed
+                done, _ = await asyncio.wait({read}, timeout=wait)
                 if done and not read.exception() and not read.result().stalled:
                     return read.result(), "miss"
             return copy, "stale"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from livekit_fallback.config.state.policy import Policy, Verdict
@@ -105,7 +108,38 @@ async def test_a_config_read_in_the_future_is_stale_not_a_hit(
     await _store(a)
     clock.advance(-30.0)
     plan = await b.plan(V, P, holder=b.new_holder())
-    assert plan.cache == "stale" and plan.entry is not None and plan.reads
+    assert plan.cache == "stale" and plan.entry is not None and plan.reads and plan.overdue
+
+
+@pytest.mark.parametrize(("age", "overdue"), [(POLICY.ttl + 0.5, False), (POLICY.ttl + POLICY.lease_for, True)])
+async def test_a_copy_that_outlived_its_refreshes_is_overdue(
+    processes: tuple[ResolutionState, ResolutionState], clock: FakeClock, age: float, overdue: bool
+) -> None:
+    """Past the TTL plus a lease's time no refresh has landed: the call that reads is told to wait for it."""
+    a, b = processes
+    await _store(a)
+    clock.advance(age)
+    plan = await b.plan(V, P, holder=b.new_holder())
+    assert plan.cache == "stale" and plan.reads and plan.overdue is overdue
+
+
+async def test_a_degraded_copy_is_never_overdue(
+    processes: tuple[ResolutionState, ResolutionState], clock: FakeClock
+) -> None:
+    """During an outage the copy is served at once, however old: no pickup waits on a failing database."""
+    a, b = processes
+    await _store(a, degraded=True)
+    clock.advance(POLICY.ttl + POLICY.lease_for + 10)
+    assert not (await b.plan(V, P, holder=b.new_holder())).overdue
+
+
+async def test_a_lease_of_an_ended_process_is_taken_over_at_once(machine: Machine, clock: FakeClock) -> None:
+    """A script that exited mid-refresh keeps nobody from reading: its lease is taken over before it ends."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    state = ResolutionState(machine(), DEPLOYMENT, POLICY, clock=clock)
+    await state.plan(V, P, holder=f"{ended.stdout.strip()}:gone:1")
+    plan = await state.plan(V, P, holder=state.new_holder())
+    assert plan.cache == "miss" and plan.reads
 
 
 async def test_a_dead_readers_lease_runs_out(

@@ -15,11 +15,18 @@ atomically, so the same rule holds for every process sharing the storage.
 Times are wall-clock seconds from the caller. A stored time in the future
 (written by a process whose clock was ahead) is never trusted: the config is
 stale, the breaker is due for its probe, the incident's line is due.
+
+A lease ends when its time does or when its holder's process has ended (a
+script that exits right after resolving cancels its refresh), so nobody is
+kept from a read by a process that cannot finish it. A healthy copy older than
+the TTL plus the lease's time has outlived every refresh started for it: the
+call that takes the next one waits for it, so an edit shows within about
+``ttl + lease_for`` seconds even when every process is short-lived.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..model import Reason
@@ -97,8 +104,24 @@ def _refresh_lease(vertical: str, platform: str) -> str:
     return f"refresh:{vertical}/{platform}"
 
 
+Alive = Callable[[str], bool]
+"""Whether a lease holder's process still runs (see :func:`~.state.holder_alive`)."""
+
+
+def _always(_: str) -> bool:
+    return True
+
+
 def plan(
-    tx: Transaction, vertical: str, platform: str, *, now: float, policy: Policy, holder: str, fresh: bool
+    tx: Transaction,
+    vertical: str,
+    platform: str,
+    *,
+    now: float,
+    policy: Policy,
+    holder: str,
+    fresh: bool,
+    alive: Alive = _always,
 ) -> Plan:
     """Decide how one resolution proceeds.
 
@@ -106,23 +129,27 @@ def plan(
     one while the breaker cools down. Any other copy is served too, and at
     most one call (the holder of the refresh lease, or of the breaker's probe)
     reads the database again. With no copy, one call reads and the others
-    wait for its result.
+    wait for its result. A healthy copy past ``ttl + lease_for`` (or stamped
+    in the future) is *overdue*: the call that reads waits for its read.
     """
     breaker = tx.breaker()
     cooling = breaker.cooling_down(now, policy.cool_down)
     entry = None if fresh or policy.ttl == 0 else tx.config(vertical, platform)
 
+    overdue = False
+
     def decided(cache: str, refresh: bool = False, database: bool = False, probe: bool = False) -> Plan:
-        return Plan(entry, cache, refresh, database, probe, breaker, holder)  # type: ignore[arg-type]
+        return Plan(entry, cache, refresh, database, probe, breaker, holder, overdue)  # type: ignore[arg-type]
 
     if entry is not None:
         age = now - entry.read_at  # negative: written "in the future", so not trusted as fresh
         if (not entry.degraded and 0 <= age < policy.ttl) or (entry.degraded and cooling):
             return decided("hit")
-    database, probe = _claim_database(tx, breaker, cooling, holder, now, policy.lease_for)
+        overdue = not entry.degraded and not 0 <= age < policy.ttl + policy.lease_for
+    database, probe = _claim_database(tx, breaker, cooling, holder, now, policy.lease_for, alive)
     if probe:
         return decided("stale" if entry is not None else "miss", False, True, True)
-    lease = database and _take_lease(tx, _refresh_lease(vertical, platform), holder, now, policy.lease_for)
+    lease = database and _take_lease(tx, _refresh_lease(vertical, platform), holder, now, policy.lease_for, alive)
     if entry is not None:
         return decided("stale", lease, lease)
     if database and not lease:
@@ -340,21 +367,21 @@ def _incident(
     return AlarmDecision("repeat", since_line, total, record.started_at, max(0.0, interval))
 
 
-def _take_lease(tx: Transaction, name: str, holder: str, now: float, seconds: float) -> bool:
+def _take_lease(tx: Transaction, name: str, holder: str, now: float, seconds: float, alive: Alive) -> bool:
     current = tx.lease(name)
-    if current is not None and current[0] != holder and 0 <= current[1] - now <= 2 * seconds:
-        return False  # held by another call (a lease ending implausibly far ahead is a clock step: taken over)
+    if current is not None and current[0] != holder and 0 <= current[1] - now <= 2 * seconds and alive(current[0]):
+        return False  # held by another call (ending implausibly far ahead: a clock step; or by an ended process)
     tx.put_lease(name, holder, now + seconds)
     return True
 
 
 def _claim_database(
-    tx: Transaction, breaker: BreakerRecord, cooling: bool, holder: str, now: float, lease_for: float
+    tx: Transaction, breaker: BreakerRecord, cooling: bool, holder: str, now: float, lease_for: float, alive: Alive
 ) -> tuple[bool, bool]:
     """``(may read the database, holds the probe)`` under the deployment's breaker."""
     if breaker.state == "closed":
         return True, False
-    if cooling or not _take_lease(tx, PROBE, holder, now, lease_for):
+    if cooling or not _take_lease(tx, PROBE, holder, now, lease_for, alive):
         return False, False
     if breaker.state != "half_open":
         tx.put_breaker(BreakerRecord("half_open", breaker.failures, breaker.opened_at, breaker.last_error))

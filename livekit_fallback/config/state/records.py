@@ -139,6 +139,8 @@ class Plan:
         probe: This call holds the breaker's probe lease.
         breaker: The breaker as it was read.
         holder: This call's lease holder.
+        overdue: The copy has outlived every refresh started for it (or is
+            stamped in the future): the call that reads waits for its read.
     """
 
     entry: StoredConfig | None
@@ -148,6 +150,7 @@ class Plan:
     probe: bool
     breaker: BreakerRecord
     holder: str = ""
+    overdue: bool = False
 
     @property
     def reads(self) -> bool:

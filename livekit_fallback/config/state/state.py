@@ -29,6 +29,7 @@ __all__ = [
     "default_cache_dir",
     "default_storage",
     "forget_process_state",
+    "holder_alive",
     "process_memory",
     "storage_for",
 ]
@@ -84,6 +85,26 @@ def default_storage() -> StateStorage:
     """
     flag = os.environ.get("LIVEKIT_FALLBACK_SHARED_STATE", "").strip().lower()
     return storage_for(None, shared=flag not in {"0", "false", "no", "off"})
+
+
+def holder_alive(holder: str) -> bool:
+    """Whether the process a lease holder names (``<pid>:...``) still runs on this machine.
+
+    A holder whose process has ended cannot finish its read: its lease is
+    taken over at once. Anything that cannot be told (another PID namespace
+    sharing the directory answers "no such process" too) costs at most one
+    more read of the database.
+    """
+    pid_text = holder.split(":", 1)[0]
+    if not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by another user
+    return True
 
 
 class ResolutionState:
@@ -152,7 +173,9 @@ class ResolutionState:
         """How one resolution proceeds (see :func:`.policy.plan`)."""
         now = self.clock()
         return await self._run(
-            lambda tx: policy.plan(tx, vertical, platform, now=now, policy=self.policy, holder=holder, fresh=fresh)
+            lambda tx: policy.plan(
+                tx, vertical, platform, now=now, policy=self.policy, holder=holder, fresh=fresh, alive=holder_alive
+            )
         )
 
     async def config(self, vertical: str, platform: str) -> StoredConfig | None:
