@@ -96,3 +96,57 @@ def test_a_held_lock_during_an_outage_keeps_calls_within_the_deadline_and_on_the
     seconds = [float(str(r["seconds"])) for r in results]
     assert max(seconds) < 1.0 + 0.15, seconds
     assert all(r["llm"] == DB_MODELS["livekit"]["llm"] for r in results), results
+
+
+SERVER = r"""
+import asyncio, json, logging, sys, time
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
+from livekit_fallback import Resolver
+
+async def main():
+    async with Resolver.from_settings() as resolver:
+        await resolver.resolve("reverse_mortgage")
+        print("ready", flush=True)
+        ended = time.monotonic() + float(sys.argv[1])
+        while time.monotonic() < ended:
+            await resolver.resolve("reverse_mortgage")
+            await asyncio.sleep(0.2)
+
+asyncio.run(main())
+"""
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, 0)
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+@pytest.mark.parametrize("change", [_truncate, _remove], ids=["truncated", "removed"])
+def test_a_running_server_notices_a_damaged_or_removed_file_once_and_shares_the_new_one(
+    seeded: SeededDatabase, tmp_path: Path, change: object
+) -> None:
+    """A file truncated or removed under a running server: one line from it; new processes keep sharing state."""
+    env = _env(seeded.url, seeded.key, tmp_path, LIVEKIT_FALLBACK_TTL="0.5")
+    server = subprocess.Popen(
+        [sys.executable, "-c", SERVER, "6"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        change(tmp_path / STATE_FILE)  # type: ignore[operator]
+        results, logs = [], []
+        for _ in range(4):
+            result, log = _run(CALL, env)
+            results.append(result)
+            logs.append(log)
+        _, server_log = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    assert all(r["sources"] == ["database"] for r in results), results
+    assert "".join(logs).count("MACHINE-WIDE STATE UNAVAILABLE") == 0, "".join(logs)[-3000:]
+    assert server_log.count("MACHINE-WIDE STATE FILE") == 1, server_log[-3000:]
+    assert "UNAVAILABLE" not in server_log and "locked" not in server_log, server_log[-3000:]

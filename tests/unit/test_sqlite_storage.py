@@ -214,3 +214,40 @@ async def test_a_held_lock_is_slowness_counted_not_an_unusable_file(
         holder.close()
         storage.close()
     assert _events(caplog, "store_") == ["store_slow"]
+
+
+def _remove(path: Path) -> None:
+    path.unlink()
+
+
+def _truncate(path: Path) -> None:
+    os.truncate(path, 0)
+
+
+def _replace(path: Path) -> None:
+    other = path.with_name("other.sqlite3")
+    sqlite3.connect(other).execute("CREATE TABLE unrelated (x)").connection.commit()
+    os.replace(other, path)
+
+
+@pytest.mark.parametrize("change", [_remove, _truncate, _replace], ids=["removed", "truncated", "replaced"])
+async def test_a_running_process_notices_its_file_changed_says_so_once_and_reopens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, change: Callable[[Path], None]
+) -> None:
+    """A file removed, truncated or replaced under a running server: one line, then the file in place is used."""
+    caplog.set_level(logging.INFO, logger="livekit_fallback")
+    storage = SqliteStorage(tmp_path, op_timeout=2.0)
+    state = ResolutionState(storage, DEPLOYMENT, POLICY, clock=FakeClock())
+    try:
+        await state.store_last_known_good(V, P, {"theme": ('"x"', "2026-01-01T00:00:00+00:00")})
+        change(tmp_path / STATE_FILE)
+        for _ in range(3):
+            assert (await storage.run(DEPLOYMENT, lambda tx: tx.breaker())).state == "closed"
+        assert storage.usable and storage.problem is None
+        other = SqliteStorage(tmp_path, op_timeout=2.0)  # a new process opens the same file and sees this one's rows
+        await storage.run(DEPLOYMENT, lambda tx: tx.put_lease("probe", "me", 1e12))
+        assert await other.run(DEPLOYMENT, lambda tx: tx.lease("probe")) == ("me", 1e12)
+        other.close()
+    finally:
+        storage.close()
+    assert _events(caplog, "store_") == ["store_reopened"]

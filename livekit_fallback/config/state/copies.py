@@ -22,7 +22,7 @@ from ..atomic import write_atomic
 from .storage import LastKnownGood
 from .worker import run_in_daemon_thread
 
-__all__ = ["CopyFiles"]
+__all__ = ["CopyFiles", "say_legacy_files"]
 
 FORMAT_VERSION = 2
 READ_TIMEOUT = 0.5
@@ -72,41 +72,75 @@ class CopyFiles:
             self._say(str(path), f"cannot be written ({exc.strerror or exc}); the copy lives in this process only")
 
     def _read_all(self, deployment: str) -> dict[tuple[str, str], LastKnownGood]:
-        self._legacy()
+        say_legacy_files(self.directory)
         copies: dict[tuple[str, str], LastKnownGood] = {}
         folder = self.folder(deployment)
         if not folder.is_dir():
             return copies
         for path in sorted(folder.glob("*.json")):
+            if not path.is_file():  # a FIFO or a device would block the read for good
+                self._say(str(path), "is not a regular file; not served")
+                continue
             try:
                 data = json.loads(path.read_bytes())
                 if data.get("format") != FORMAT_VERSION or data.get("deployment") != deployment:
                     raise ValueError("written by another version or for another database")
-                components = {
-                    str(k): (str(entry["value"]), str(entry["read_at"])) for k, entry in data["components"].items()
-                }
-                copies[(str(data["vertical"]), str(data["platform"]))] = components
+                where = (str(data["vertical"]), str(data["platform"]))
+                entries = data["components"]
+                if not isinstance(entries, dict):
+                    raise TypeError("components is not an object")
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._say(str(path), f"is corrupt ({exc}); not served")
+                continue
+            copies[where] = self._components(path, entries)
         return copies
 
-    def _legacy(self) -> None:
-        old = [p.name for p in self.directory.glob("*.*.json")] if self.directory.is_dir() else []
-        if old:
-            self._say(
-                str(self.directory),
-                f"holds last-known-good files of an earlier version ({', '.join(sorted(old))}) that do not say "
-                "which database they came from; they are not served (delete them once this version has read "
-                "the database)",
-            )
+    def _components(self, path: Path, entries: dict[str, object]) -> LastKnownGood:
+        """Each component of one file on its own: a bad one is said and skipped, the others served."""
+        components: LastKnownGood = {}
+        for key, entry in entries.items():
+            value = entry.get("value") if isinstance(entry, dict) else None
+            read_at = entry.get("read_at") if isinstance(entry, dict) else None
+            if isinstance(value, str) and isinstance(read_at, str):
+                components[str(key)] = (value, read_at)
+            else:
+                self._say(f"{path} {key}", "is corrupt (needs a text value and read_at); this component is not served")
+        return components
 
     def _say(self, where: str, problem: str) -> None:
         if where in self._said:
             return
         self._said.add(where)
-        logger.error(
-            "LAST-KNOWN-GOOD COPY SKIPPED: %s %s. Components the database cannot supply fall back to the snapshot.",
-            where,
-            problem,
-            extra={"event": "cache_problem", "path": where, "reason": problem},
+        _skipped(where, problem)
+
+
+_LEGACY_SAID: set[Path] = set()
+
+
+def say_legacy_files(directory: Path) -> None:
+    """Say once per process that a cache directory holds copies of an earlier version (never served).
+
+    Files ``<vertical>.<platform>.json`` at the top of the cache directory do
+    not say which database they came from. Whichever storage is in use, they
+    are named once, corrupt or not, so an operator knows they are ignored.
+    """
+    if directory in _LEGACY_SAID:
+        return
+    _LEGACY_SAID.add(directory)
+    old = [p.name for p in directory.glob("*.*.json")] if directory.is_dir() else []
+    if old:
+        _skipped(
+            str(directory),
+            f"holds last-known-good files of an earlier version ({', '.join(sorted(old))}) that do not say "
+            "which database they came from; they are not served (delete them once this version has read "
+            "the database)",
         )
+
+
+def _skipped(where: str, problem: str) -> None:
+    logger.error(
+        "LAST-KNOWN-GOOD COPY SKIPPED: %s %s. Components the database cannot supply fall back to the snapshot.",
+        where,
+        problem,
+        extra={"event": "cache_problem", "path": where, "reason": problem},
+    )

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-__all__ = ["SIDE_FILES", "follow_directory_owner", "ownership_problem", "read_only_connection"]
+__all__ = ["SIDE_FILES", "follow_directory_owner", "ownership_problem", "read_only_connection", "set_aside"]
 
 SIDE_FILES = ("", "-wal", "-shm")
 """Suffixes of the files SQLite keeps for one database in WAL mode."""
@@ -84,3 +84,17 @@ def read_only_connection(path: Path, busy_ms: int) -> sqlite3.Connection:
         return conn
     assert last is not None
     raise last
+
+
+def set_aside(path: Path, *, whole: bool) -> None:
+    """Move a damaged state file's WAL files (and, if ``whole``, the file) to ``<name>.damaged``.
+
+    A new file must never replay the WAL of the one it replaces. Other
+    processes keep their open descriptors to the old files and reopen on their
+    next operation (they see the file's identity change).
+    """
+    for suffix in SIDE_FILES if whole else SIDE_FILES[1:]:
+        try:
+            os.replace(f"{path}{suffix}", f"{path}.damaged{suffix}")
+        except FileNotFoundError:
+            continue

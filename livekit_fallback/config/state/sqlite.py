@@ -28,7 +28,8 @@ from pathlib import Path
 from ... import metrics
 from ...errors import StoreUnavailable
 from ...log import logger
-from .file_access import follow_directory_owner, ownership_problem, read_only_connection
+from .copies import say_legacy_files
+from .file_access import follow_directory_owner, ownership_problem, read_only_connection, set_aside
 from .schema import all_rows, migrate, transaction
 from .storage import DeploymentRows, T, Transaction
 from .worker import Worker
@@ -80,6 +81,7 @@ class SqliteStorage:
         self._slow_line_at: float | None = None
         self._slow_streak_from: float | None = None
         self._reader: Worker | None = None
+        self._identity: tuple[int, int] | None = None
 
     @classmethod
     def for_directory(cls, directory: Path | str) -> SqliteStorage:
@@ -271,7 +273,20 @@ class SqliteStorage:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is not None:
-            return self._conn
+            changed = self._changed()
+            if changed is None:
+                return self._conn
+            self._conn.close()
+            self._conn = None
+            if changed != "replaced":  # its WAL files belong to the lost file: never replay them onto a new one
+                set_aside(self.path, whole=changed != "removed")
+            logger.warning(
+                "MACHINE-WIDE STATE FILE %s: %s; reopened. What it held (cached configs, breaker, incidents, "
+                "the last-known-good copy) starts again from the next database read.",
+                changed.upper(),
+                self.path,
+                extra={"event": "store_reopened", "path": str(self.path), "change": changed},
+            )
         try:
             mode = os.stat(self.path).st_mode
         except FileNotFoundError:
@@ -286,12 +301,34 @@ class SqliteStorage:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, self.path)
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # the file itself holds the schema, never 0 bytes
             follow_directory_owner(self.directory, self.path)
+            info = os.stat(self.path)
         except BaseException:
             conn.close()
             raise
+        self._identity = (info.st_dev, info.st_ino)
         self._conn = conn
+        say_legacy_files(self.directory)
         return conn
+
+    def _changed(self) -> str | None:
+        """How the file under the open connection changed (removed, replaced, truncated), or ``None``.
+
+        A running server keeps its connection for days; an operator may remove
+        the file (the documented remedy), replace it, or something may truncate
+        it. The connection would go on with the old file, apart from every new
+        process: it is reopened instead, and that is said once.
+        """
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return "removed"
+        if (info.st_dev, info.st_ino) != self._identity:
+            return "replaced"
+        if info.st_size == 0:
+            return "truncated to 0 bytes"
+        return None
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
