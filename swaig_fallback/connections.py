@@ -92,13 +92,52 @@ class _JsonErrors(RequestHandler):
         super().connection_lost(exc)
 
 
+LINGER = 2.0
+"""Seconds a refused connection is read (and discarded) after its 503, until the client closes."""
+
+
 class _Refuse(asyncio.Protocol):
-    """Answers 503 and closes: the connection cap is reached and nothing idle can be dropped."""
+    """Answers 503 and closes: the connection cap is reached and nothing idle can be dropped.
+
+    The close lingers: the 503 is sent and the sending side shut, then what the
+    client still sends (the rest of its request) is read and dropped until it
+    closes, or :data:`LINGER` passes. Closing a socket with unread data makes
+    the kernel answer with a reset, which throws away the 503 the client has
+    not read yet: a client that sends its body after its headers would see
+    ``connection reset`` instead of the JSON 503.
+    """
+
+    lingering = 0
+    """Refused connections lingering now (past :data:`BACKLOG` of them, the next close at once)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
         transport.write(_BUSY)
-        transport.close()
+        if transport.can_write_eof() and _Refuse.lingering < BACKLOG:
+            _Refuse.lingering += 1
+            self._lingers = True
+            transport.write_eof()
+            self._timer = asyncio.get_running_loop().call_later(LINGER, transport.close)
+        else:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        """Drop what the client still sends."""
+
+    def eof_received(self) -> bool:
+        """The client is done: close now."""
+        self._transport.close()
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Stop the linger timer."""
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.cancel()
+        if getattr(self, "_lingers", False):
+            _Refuse.lingering -= 1
+            self._lingers = False
 
 
 class ConnectionLimits:
