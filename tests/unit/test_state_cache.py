@@ -111,16 +111,33 @@ async def test_a_config_read_in_the_future_is_stale_not_a_hit(
     assert plan.cache == "stale" and plan.entry is not None and plan.reads and plan.overdue
 
 
-@pytest.mark.parametrize(("age", "overdue"), [(POLICY.ttl + 0.5, False), (POLICY.ttl + POLICY.lease_for, True)])
-async def test_a_copy_that_outlived_its_refreshes_is_overdue(
-    processes: tuple[ResolutionState, ResolutionState], clock: FakeClock, age: float, overdue: bool
+@pytest.mark.parametrize(("later", "overdue"), [(POLICY.lease_for - 0.5, False), (POLICY.lease_for + 0.1, True)])
+async def test_a_copy_whose_refresh_never_landed_is_overdue(
+    processes: tuple[ResolutionState, ResolutionState], clock: FakeClock, later: float, overdue: bool
 ) -> None:
-    """Past the TTL plus a lease's time no refresh has landed: the call that reads is told to wait for it."""
+    """A refresh started and abandoned (its process exited): a lease's time later, the next reader waits for it."""
     a, b = processes
     await _store(a)
-    clock.advance(age)
+    clock.advance(POLICY.ttl + 0.1)
+    first = await a.plan(V, P, holder=a.new_holder())
+    assert first.cache == "stale" and first.reads and not first.overdue
+    await a.release(V, P, holder=first.holder, probe=False)  # cancelled at exit: released, never landed
+    clock.advance(later)
     plan = await b.plan(V, P, holder=b.new_holder())
     assert plan.cache == "stale" and plan.reads and plan.overdue is overdue
+
+
+async def test_a_refresh_that_lands_leaves_nothing_overdue(
+    processes: tuple[ResolutionState, ResolutionState], clock: FakeClock
+) -> None:
+    """A long-lived process's refreshes land: however long it was idle, its next pickup does not wait."""
+    a, b = processes
+    await _store(a)
+    clock.advance(POLICY.ttl + 0.1)
+    first = await a.plan(V, P, holder=a.new_holder())
+    await a.finish(V, P, holder=first.holder, payload="{}", degraded=False, verdict=Verdict(True), probe=False)
+    clock.advance(POLICY.ttl + POLICY.lease_for + 100)
+    assert not (await b.plan(V, P, holder=b.new_holder())).overdue
 
 
 async def test_a_degraded_copy_is_never_overdue(

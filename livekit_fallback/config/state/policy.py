@@ -18,10 +18,11 @@ stale, the breaker is due for its probe, the incident's line is due.
 
 A lease ends when its time does or when its holder's process has ended (a
 script that exits right after resolving cancels its refresh), so nobody is
-kept from a read by a process that cannot finish it. A healthy copy older than
-the TTL plus the lease's time has outlived every refresh started for it: the
-call that takes the next one waits for it, so an edit shows within about
-``ttl + lease_for`` seconds even when every process is short-lived.
+kept from a read by a process that cannot finish it. A healthy copy whose
+refresh was started more than a lease's time ago and never landed is
+*overdue*: the call that takes the next refresh waits for it, so an edit shows
+within about ``ttl + lease_for`` seconds even when every process is
+short-lived. A long-lived process, whose refreshes land, never waits.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def _refresh_lease(vertical: str, platform: str) -> str:
     return f"refresh:{vertical}/{platform}"
 
 
+def _attempt(vertical: str, platform: str) -> str:
+    """The record of the oldest refresh of a copy that has not landed yet (``until``: when it started)."""
+    return f"attempt:{vertical}/{platform}"
+
+
 Alive = Callable[[str], bool]
 """Whether a lease holder's process still runs (see :func:`~.state.holder_alive`)."""
 
@@ -129,8 +135,9 @@ def plan(
     one while the breaker cools down. Any other copy is served too, and at
     most one call (the holder of the refresh lease, or of the breaker's probe)
     reads the database again. With no copy, one call reads and the others
-    wait for its result. A healthy copy past ``ttl + lease_for`` (or stamped
-    in the future) is *overdue*: the call that reads waits for its read.
+    wait for its result. A healthy copy whose refresh started over
+    ``lease_for`` ago and never landed (or stamped in the future) is
+    *overdue*: the call that reads waits for its read.
     """
     breaker = tx.breaker()
     cooling = breaker.cooling_down(now, policy.cool_down)
@@ -145,12 +152,14 @@ def plan(
         age = now - entry.read_at  # negative: written "in the future", so not trusted as fresh
         if (not entry.degraded and 0 <= age < policy.ttl) or (entry.degraded and cooling):
             return decided("hit")
-        overdue = not entry.degraded and not 0 <= age < policy.ttl + policy.lease_for
+        overdue = not entry.degraded and (age < 0 or _abandoned(tx, vertical, platform, now, policy.lease_for))
     database, probe = _claim_database(tx, breaker, cooling, holder, now, policy.lease_for, alive)
     if probe:
         return decided("stale" if entry is not None else "miss", False, True, True)
     lease = database and _take_lease(tx, _refresh_lease(vertical, platform), holder, now, policy.lease_for, alive)
     if entry is not None:
+        if lease and not entry.degraded and not _attempted(tx, vertical, platform):
+            tx.put_lease(_attempt(vertical, platform), holder, now)
         return decided("stale", lease, lease)
     if database and not lease:
         return decided("wait")
@@ -220,6 +229,7 @@ def finish(
     """
     if entry is not None:
         tx.put_config(vertical, platform, entry)
+        tx.put_lease(_attempt(vertical, platform), "", 0.0)  # a read landed: no refresh is outstanding
     breaker = tx.breaker()
     if verdict is not None:
         breaker = after_read(breaker, verdict, now=now, policy=policy, probe=probe)
@@ -365,6 +375,17 @@ def _incident(
         return AlarmDecision("quiet", since_line, total, record.started_at, interval)
     tx.put_incident(vertical, platform, component, IncidentRecord(record.reason, record.started_at, now, 0, total))
     return AlarmDecision("repeat", since_line, total, record.started_at, max(0.0, interval))
+
+
+def _attempted(tx: Transaction, vertical: str, platform: str) -> bool:
+    record = tx.lease(_attempt(vertical, platform))
+    return record is not None and bool(record[0])
+
+
+def _abandoned(tx: Transaction, vertical: str, platform: str, now: float, lease_for: float) -> bool:
+    """A refresh of the copy started more than ``lease_for`` ago (or "in the future") and never landed."""
+    record = tx.lease(_attempt(vertical, platform))
+    return record is not None and bool(record[0]) and not 0 <= now - record[1] < lease_for
 
 
 def _take_lease(tx: Transaction, name: str, holder: str, now: float, seconds: float, alive: Alive) -> bool:
