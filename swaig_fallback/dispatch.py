@@ -153,7 +153,7 @@ async def _position(
 ) -> tuple[Position | None, tuple[frozenset[str], frozenset[str]]]:
     """Where the call may be (:func:`~swaig_fallback.position.locate`); the moves allowed from all / some of it."""
     try:
-        config = await state.resolver.resolve(state.vertical, "signalwire")
+        config = await state.routing.resolve(state.resolver, state.vertical)
     except ConfigUnavailableError:
         logger.error("No config for %s; routing requests are refused", state.vertical)
         return None, (frozenset(), frozenset())

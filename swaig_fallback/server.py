@@ -160,6 +160,7 @@ async def _swml(request: web.Request) -> web.StreamResponse:
     call = CallInfo.from_request(body, request.query)
     try:
         config = await state.resolver.resolve(state.vertical, "signalwire")
+        state.routing.remember(config)
     except ConfigUnavailableError as exc:
         SWML_DOCUMENTS.labels("unavailable").inc()
         logger.error("No SignalWire config available for %s: %s", state.vertical, exc)
