@@ -42,7 +42,7 @@ async def test_queries_are_pinned(db_resolver: Resolver, seeded: SeededDatabase)
     assert headers["apikey"] == seeded.key and headers["authorization"] == f"Bearer {seeded.key}"
 
 
-def _cli_json(seeded: SeededDatabase, tmp_path, *extra: str) -> tuple[dict, str, float]:  # noqa: ANN001
+def _cli_json(seeded: SeededDatabase, tmp_path, *extra: str, **variables: str) -> tuple[dict, str, float]:  # noqa: ANN001
     import json
     import os
     import subprocess
@@ -54,6 +54,7 @@ def _cli_json(seeded: SeededDatabase, tmp_path, *extra: str) -> tuple[dict, str,
         "SUPABASE_URL": seeded.url,
         "SUPABASE_SERVICE_KEY": seeded.key,
         "LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path),
+        **variables,
     }
     started = time.perf_counter()
     result = subprocess.run(
@@ -80,15 +81,29 @@ def test_cli_reads_everything_from_a_healthy_database(seeded: SeededDatabase, tm
     assert "DATABASE FAILURE" not in stderr and seeded.key not in stderr
 
 
-def test_cli_returns_within_the_deadline_when_the_database_hangs(seeded: SeededDatabase, tmp_path) -> None:  # noqa: ANN001
-    """With every request hanging, `resolve` answers from the snapshot within its deadline and logs banners."""
+@pytest.mark.parametrize("callers", [False, True], ids=["deployment-deadline", "shorter-caller-deadline"])
+def test_cli_returns_within_the_deadline_when_the_database_hangs(
+    seeded: SeededDatabase, tmp_path, callers: bool
+) -> None:  # noqa: ANN001
+    """With every request hanging, `resolve` answers from the snapshot within its deadline.
+
+    With the deployment's own deadline the hang is bannered; with a shorter
+    one chosen on the command line the read did not get the database's time:
+    one stall line, no banner.
+    """
     from .support.postgrest import Hang
 
     seeded.standin.set_fault("*", Hang())
-    data, stderr, _ = _cli_json(seeded, tmp_path, "--deadline", "0.5")
+    if callers:
+        data, stderr, _ = _cli_json(seeded, tmp_path, "--deadline", "0.5")
+    else:
+        data, stderr, _ = _cli_json(seeded, tmp_path, LIVEKIT_FALLBACK_DEADLINE="0.5")
     assert _sources(data) == {("snapshot", "timeout")}
     assert data["elapsed_ms"] < 500 + 150
-    assert stderr.count("DATABASE FAILURE") == 13 and "DATABASE CONNECTION UNREACHABLE" in stderr
+    if callers:
+        assert "DATABASE FAILURE" not in stderr and stderr.count("RESOLUTION STALLED") == 1, stderr[-2000:]
+    else:
+        assert stderr.count("DATABASE FAILURE") == 13 and "DATABASE CONNECTION UNREACHABLE" in stderr
 
 
 @pytest.mark.parametrize("healthy", [True, False])
