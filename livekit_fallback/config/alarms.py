@@ -323,6 +323,29 @@ class Alarms:
             extra={**extra, "event": f"{extra['event']}_repeat", "count": count, "total": total},
         )
 
+    def stale_copy(self, vertical: str, platform: str, age: float, window: float) -> None:
+        """Say that a healthy stored copy was served past the stale window: once per vertical, platform and interval.
+
+        Its components keep the ``database`` label with that read's time
+        (``taken_at``); this line says the copy is not a recent read.
+        """
+        key = (f"stale:{vertical}/{platform}", "")
+        now = self._clock()
+        last = self._problems_reported.get(key)
+        if last is not None and now - last < self.repeat_interval:
+            return
+        self._problems_reported[key] = now
+        self._log.warning(
+            "STALE COPY SERVED: %s/%s was served a config read from the database %.0f s ago, past the stale "
+            "window of %.0f s, and no fresh read has landed since. Action: check that this machine reaches the "
+            "database (livekit-fallback status --machine).",
+            vertical,
+            platform,
+            age,
+            window,
+            extra={"event": "stale_copy_served", "vertical": vertical, "platform": platform, "age_seconds": age},
+        )
+
     def cache_problem(self, path: str, detail: str) -> None:
         """Log that a last-known-good file was skipped or not written: once per problem per interval."""
         now = self._clock()

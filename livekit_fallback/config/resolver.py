@@ -229,6 +229,9 @@ class Resolver:
                 done, _ = await asyncio.wait({read}, timeout=wait)
                 if done and not read.exception() and not read.result().stalled:
                     return read.result(), "miss"
+            rules = self.state.policy
+            if (age := policy.past_stale_window(plan.entry, now=self.state.clock(), policy=rules)) is not None:
+                self.alarms.stale_copy(vertical, platform, age, rules.ttl + rules.stale_for)
             return copy, "stale"
         key = (vertical, platform)
         mine = self._reading.get(key)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from livekit_fallback.config.settings import Settings
-from livekit_fallback.config.state.policy import Policy, Verdict, excused
+from livekit_fallback.config.state.policy import Policy, Verdict, excused, past_stale_window
+from livekit_fallback.config.state.records import StoredConfig
 
 RULES = Policy(blame_after=1.0)
 
@@ -31,3 +32,16 @@ def test_a_callers_shorter_deadline_keeps_the_deployments_own() -> None:
     assert settings.deadline == 0.05 and settings.configured_deadline == 2.0
     assert settings.pickup_budget == 0.05
     assert Settings.from_env({}).configured_deadline is None
+
+
+@pytest.mark.parametrize(
+    ("age", "degraded", "reported"),
+    [(10.0, False, False), (70.0, False, True), (-3600.0, False, True), (70.0, True, False)],
+)
+def test_a_healthy_copy_past_the_stale_window_is_reported_with_its_age(
+    age: float, degraded: bool, reported: bool
+) -> None:
+    """A healthy copy past TTL + stale window (or from the future) is reported; a degraded one has its banners."""
+    entry = StoredConfig("{}", 1_000.0, degraded)
+    found = past_stale_window(entry, now=1_000.0 + age, policy=Policy(ttl=5.0, stale_for=60.0))
+    assert (found is not None) is reported and (found is None or found == age)

@@ -45,6 +45,7 @@ __all__ = [
     "finish",
     "left_to_another",
     "merge_last_known_good",
+    "past_stale_window",
     "plan",
     "release",
     "same_problem",
@@ -185,6 +186,17 @@ def excused(verdict: Verdict | None, *, allowed: float, policy: Policy) -> str |
         f"the read was given {allowed:.2f} s, less than the deployment's deadline of "
         f"{policy.blame_after:.2f} s, and ran out of time"
     )
+
+
+def past_stale_window(entry: StoredConfig | None, *, now: float, policy: Policy) -> float | None:
+    """The age of a healthy copy served past ``ttl + stale_for`` (or stamped in the future), else ``None``.
+
+    Such a copy is not a recent database read, whatever its components say:
+    it is reported with its age.
+    """
+    if entry is None or entry.degraded or 0 <= now - entry.read_at < policy.ttl + policy.stale_for:
+        return None
+    return now - entry.read_at
 
 
 def left_to_another(plan: Plan) -> str | None:
