@@ -74,8 +74,9 @@ async def test_the_config_carries_the_snapshot_models_as_backups() -> None:
     """Each model kind's backups are the snapshot's backup list then its choice, with the snapshot's date and file."""
     async with _resolver(FakeDatabase(), FakeClock()) as resolver:
         config = await resolver.resolve(VERTICAL)
-    [(listed, listed_origin), (llm, origin)] = config.backups["llm"]
-    assert listed.value == "google/gemini-2.5-flash" and listed_origin == origin
+    [(listed, listed_origin), (second, _), (llm, origin)] = config.backups["llm"]
+    assert (listed.value, second.value) == ("google/gemini-2.5-flash", "openai/gpt-4.1-mini")
+    assert listed_origin == origin
     assert llm.value == "openai/gpt-5" and config.models.llm.value == DB_LLM
     assert origin.source is Source.SNAPSHOT and origin.taken_at is not None
     assert origin.taken_at.date().isoformat() == "2025-11-21"
