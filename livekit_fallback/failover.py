@@ -48,7 +48,7 @@ from livekit import rtc
 from livekit.agents import APITimeoutError, llm, stt, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from livekit.plugins import deepgram
+from livekit.plugins import deepgram, openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config.keys import ModelKind
@@ -158,8 +158,12 @@ def _chain_options(given: APIConnectOptions, settings: KindFailover) -> APIConne
 async def _close_all(instances: list[Any]) -> None:
     """The chain built its models, so closing the chain closes them (LiveKit's adapter leaves them open)."""
     for instance in instances:
-        with contextlib.suppress(Exception):
-            await instance.aclose()
+        model = getattr(instance, "wrapped_stt", instance)  # LiveKit's StreamAdapter around a batch STT
+        for closing in dict.fromkeys((instance, model)):
+            with contextlib.suppress(Exception):
+                await closing.aclose()
+        if isinstance(model, openai.STT):  # its aclose leaves the HTTP client it built open
+            await model._client.close()
 
 
 class _STTChain(stt.FallbackAdapter):

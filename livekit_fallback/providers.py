@@ -27,7 +27,8 @@ a ``fallbacks_total`` series, the degraded gauge, and the chain's provenance
 (:func:`effective_config` puts it into the call's config).
 
 Keys are read when building, never at import: ``DEEPGRAM_API_KEY``,
-``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``), ``ELEVEN_API_KEY``; for Inference
+``OPENAI_API_KEY``, ``ELEVEN_API_KEY`` (and ``DEEPGRAM_BASE_URL``,
+``OPENAI_BASE_URL``, ``ELEVEN_BASE_URL`` for a regional endpoint or proxy); for Inference
 ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (or ``LIVEKIT_INFERENCE_API_*``).
 """
 
@@ -133,11 +134,12 @@ class _Plugin:
 
 
 def _deepgram_stt(choice: ModelChoice, env: Mapping[str, str]) -> stt.STT[Any]:
-    key = env.get("DEEPGRAM_API_KEY", "")
-    limit = failover_settings(env).stt.attempt_timeout
+    options: dict[str, Any] = {"model": choice.model, "api_key": env.get("DEEPGRAM_API_KEY", "")}
     if choice.variant:
-        return BoundedDeepgramSTT(silence_limit=limit, model=choice.model, language=choice.variant, api_key=key)
-    return BoundedDeepgramSTT(silence_limit=limit, model=choice.model, api_key=key)
+        options["language"] = choice.variant
+    if env.get("DEEPGRAM_BASE_URL"):
+        options["base_url"] = env["DEEPGRAM_BASE_URL"]
+    return BoundedDeepgramSTT(silence_limit=failover_settings(env).stt.attempt_timeout, **options)
 
 
 def _openai_access(env: Mapping[str, str]) -> dict[str, Any]:
@@ -161,10 +163,12 @@ def _openai_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS[Any]:
 
 
 def _elevenlabs_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS[Any]:
-    key = env.get("ELEVEN_API_KEY", "")
+    options: dict[str, Any] = {"model": choice.model, "api_key": env.get("ELEVEN_API_KEY", "")}
     if choice.variant:
-        return elevenlabs.TTS(model=choice.model, voice_id=choice.variant, api_key=key)
-    return elevenlabs.TTS(model=choice.model, api_key=key)
+        options["voice_id"] = choice.variant
+    if env.get("ELEVEN_BASE_URL"):
+        options["base_url"] = env["ELEVEN_BASE_URL"]
+    return elevenlabs.TTS(**options)
 
 
 _PLUGINS: dict[tuple[ModelKind, str], _Plugin] = {
@@ -483,6 +487,9 @@ def _report_unbuildable(
 def _count_switches(adapter: Any, kind: ModelKind, names: Mapping[int, str]) -> None:
     """Log and count every mid-call move of the adapter, and every recovery."""
     instances: list[Any] = list(getattr(adapter, f"_{kind}_instances", []))
+    # LiveKit wraps a non-streaming STT in a StreamAdapter: name the wrapper after the model it runs.
+    wrapped = {id(i): getattr(i, "wrapped_stt", i) for i in instances}
+    names = {**names, **{key: names[id(model)] for key, model in wrapped.items() if id(model) in names}}
 
     def changed(event: Any) -> None:
         instance = getattr(event, kind)
