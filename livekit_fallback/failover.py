@@ -292,8 +292,11 @@ class _BoundedSpeechStream(deepgram.stt.SpeechStream):
         super().__init__(**options)
         self._silence_limit = silence_limit
         self._unanswered_since: float | None = None
+        self._given_up = False
 
     def push_frame(self, frame: rtc.AudioFrame) -> None:
+        if self._given_up:  # the adapter may forward a few more frames before it switches
+            return
         super().push_frame(frame)
         if self._unanswered_since is None:
             self._unanswered_since = time.monotonic()
@@ -310,6 +313,7 @@ class _BoundedSpeechStream(deepgram.stt.SpeechStream):
                 await asyncio.wait({run}, timeout=min(0.25, self._silence_limit / 4))
                 since = self._unanswered_since
                 if not run.done() and since is not None and time.monotonic() - since > self._silence_limit:
+                    self._given_up = True
                     raise APITimeoutError(
                         f"deepgram sent nothing back for {self._silence_limit:.1f} s of audio", retryable=True
                     )

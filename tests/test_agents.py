@@ -328,10 +328,13 @@ async def test_a_handoff_with_other_tool_calls_gives_one_agent_turn(config) -> N
     agents = build_node_agents(config, tools=example_registry())
     script = ["Which time suits you?", [BOOKING, Call("move_to_goodbye")], "You are booked for Monday at 10. Goodbye!"]
     fake = FakeLLM(script, default="EXTRA TURN")
-    async with AgentSession(llm=fake, userdata={"lead": {}, "today": "2099-01-01"}) as session:
+    # The tools of one response run concurrently: the step is already complete, so the move does not race the booking.
+    state = {"lead": {}, "today": "2099-01-01", "appointment_booked": True}
+    async with AgentSession(llm=fake, userdata=state) as session:
         await session.start(agents["book"])
         await agents["book"].opening
         result = await session.run(user_input="Please book slot 2099-01-05T10:00, my phone is 555-0100.")
+        await wait_until(lambda: agents["goodbye"].opening is not None)
         await agents["goodbye"].opening
         assert handoffs(result) == [("book", "goodbye")]
         said = [i.text_content for i in session.history.items if i.type == "message" and i.role == "assistant"]
