@@ -118,3 +118,19 @@ def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(seeded: Seede
     ran = run_python(code, runtime)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.split() == ["openai/gpt-4.1"]  # the database's model (the snapshot has gpt-5), baked at build
+
+
+def test_a_job_process_imports_no_database_client_until_it_reads_the_database() -> None:
+    """Importing the LiveKit edge loads neither supabase nor its HTTP stack; building a client does."""
+    code = (
+        "import sys\n"
+        "import livekit_fallback.call, livekit_fallback.prewarm, livekit_fallback.plugin\n"
+        "heavy = ('supabase', 'postgrest', 'supabase_auth', 'realtime', 'storage3')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}) or 'none')\n"
+        "from livekit_fallback.config.sources.supabase import build_client\n"
+        "build_client('https://example.invalid', 'key', timeout=1.0)\n"
+        "print('supabase' in sys.modules)\n"
+    )
+    done = run_python(code, {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["none", "True"]
