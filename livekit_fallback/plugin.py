@@ -34,7 +34,6 @@ from .config.settings import Settings
 from .config.sources.snapshot import SnapshotSource
 from .errors import SnapshotError
 from .log import logger
-from .snapshots.check import check_file
 
 __all__ = ["FallbackPlugin", "PreparedConfig", "prepare_configs", "register"]
 
@@ -70,6 +69,8 @@ async def prepare_configs(settings: Settings | None = None) -> list[PreparedConf
     Raises:
         SnapshotError: A snapshot file is unusable (lists every problem).
     """
+    from .snapshots.check import check_file  # image build only: job processes never load the snapshot tools
+
     settings = settings or Settings.from_env()
     prepared: list[PreparedConfig] = []
     async with Resolver.from_settings(settings) as resolver:

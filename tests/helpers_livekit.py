@@ -12,7 +12,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from livekit import rtc
 from livekit.agents import JobContext
 from livekit.agents.job import JobAcceptArguments, JobExecutorType, JobProcess, RunningJobInfo, _JobContextVar
 from livekit.agents.utils import http_context
@@ -20,6 +19,7 @@ from livekit.protocol import agent as agent_proto
 from livekit.protocol import models
 from rich.console import Console
 
+from livekit import rtc
 from livekit_fallback import AgentConfig, Resolver, SupabaseSource
 from livekit_fallback.tools import ToolRegistry
 from tests.openai_server import ToolCall
@@ -30,7 +30,16 @@ DEAD_DATABASE = "http://127.0.0.1:1"
 """Nothing listens on port 1: connection refused, so every component falls back."""
 GREETING = "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
 """What :func:`scripted` says first."""
-VOICE_KEYS = ("DEEPGRAM_API_KEY", "ELEVEN_API_KEY", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY")
+VOICE_KEYS = (
+    "DEEPGRAM_API_KEY",
+    "ELEVEN_API_KEY",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "OPENAI_API_KEY",
+    "LIVEKIT_URL",
+    "LIVEKIT_INFERENCE_URL",
+    "LIVEKIT_FALLBACK_INFERENCE",
+)
 """Provider and LiveKit keys a test removes so that only ``OPENAI_BASE_URL`` selects a model."""
 ROOM = "call-4711"
 """The room of the job :func:`job_in_room` makes."""

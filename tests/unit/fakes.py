@@ -35,7 +35,7 @@ __all__ = [
 VERTICAL = "reverse_mortgage"
 DB_LLM = "openai/gpt-4.1"
 """The LLM the fake database serves (the packaged snapshot's is ``openai/gpt-5``)."""
-DB_BACKUP_LLM = "openai/gpt-4.1-mini"
+DB_BACKUP_LLM = "openai/gpt-4o-mini"
 """The LLM the fake database ranks as its backup."""
 DB_URL = "https://project-a.supabase.co"
 """The project URL of the fake database (its deployment)."""

@@ -15,14 +15,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from supabase import AsyncClient
+from typing import TYPE_CHECKING, Any
 
 from ...errors import BadResponse
 from ..keys import ComponentKey, ModelKind, Platform
 from ..model import Reason
 from .base import redact
+
+if TYPE_CHECKING:  # imported when a client is built, not by every process importing the package
+    from supabase import AsyncClient
 
 __all__ = [
     "BACKUP_LIMIT",
