@@ -47,13 +47,11 @@ class PreparedConfig:
     Attributes:
         vertical: The vertical.
         snapshot: The snapshot file checked.
-        from_database: Components read from the database and stored as the last-known-good copy.
         problems: Warnings about the snapshot (errors raise instead).
     """
 
     vertical: str
     snapshot: str
-    from_database: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
 
 
@@ -99,7 +97,7 @@ async def prepare_configs(settings: Settings | None = None) -> list[PreparedConf
                         vertical,
                         extra={"event": "prepared_from_snapshot", "vertical": vertical},
                     )
-            prepared.append(PreparedConfig(vertical, path.name, stored, tuple(str(p) for p in problems)))
+            prepared.append(PreparedConfig(vertical, path.name, tuple(str(p) for p in problems)))
             logger.info("download-files: snapshot %s checked", path.name, extra={"event": "snapshot_checked"})
     return prepared
 

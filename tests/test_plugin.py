@@ -16,6 +16,7 @@ from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 from livekit_fallback.errors import SnapshotError
 from livekit_fallback.plugin import FallbackPlugin
 from tests.conftest import SeededDatabase
+from tests.support.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,9 @@ def test_without_a_database_download_files_checks_the_snapshots(
         FallbackPlugin().download_files()
 
 
-def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(seeded: SeededDatabase, tmp_path: Path) -> None:
+def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(
+    seeded: SeededDatabase, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
     """``python -m livekit.agents download-files`` finds the package; a runtime user with another home reads its copy.
 
     The image sets ``LIVEKIT_FALLBACK_CACHE_DIR``; the build user's and the runtime user's
@@ -91,7 +94,7 @@ def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(seeded: Seede
     """
     image = {"LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path / "image-cache")}
     build = {**image, "HOME": str(tmp_path / "build-home"), "XDG_CACHE_HOME": str(tmp_path / "build-home" / ".cache")}
-    build |= {"SUPABASE_URL": seeded.url, "SUPABASE_SERVICE_KEY": seeded.key}
+    build |= {"SUPABASE_URL": fault_proxy.url, "SUPABASE_SERVICE_KEY": seeded.key}
     full = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEKIT_FALLBACK_"))}
     done = subprocess.run(
         [sys.executable, "-m", "livekit.agents", "download-files"],
@@ -114,7 +117,8 @@ def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(seeded: Seede
         "asyncio.run(main())\n"
     )
     runtime = {**image, "HOME": str(tmp_path / "run-home"), "XDG_CACHE_HOME": str(tmp_path / "run-home" / ".cache")}
-    runtime |= {"SUPABASE_URL": "http://127.0.0.1:1", "SUPABASE_SERVICE_KEY": "runtime-key"}
+    runtime |= {"SUPABASE_URL": fault_proxy.url, "SUPABASE_SERVICE_KEY": "runtime-key"}
+    fault_proxy.set_mode("refuse")  # the same database, down when the image runs
     ran = run_python(code, runtime)
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout.split() == ["openai/gpt-4.1"]  # the database's model (the snapshot has gpt-5), baked at build
