@@ -103,6 +103,18 @@ class SupabaseSource:
         """The table(s) a component key is read from, for banners and provenance."""
         return location_of(key, platform)
 
+    async def prepare(self) -> None:
+        """Build the client now (imports, TLS context): work of this process, not of the database.
+
+        The resolver calls it before a read's deadline starts, and the prewarm
+        step before a call arrives, so a cold process never spends a read's
+        time budget importing and is never taken for a slow database.
+
+        Raises:
+            Exception: The client cannot be built (the read reports it).
+        """
+        await self._ensure_client()
+
     async def _ensure_client(self) -> AsyncClient:
         """Build the client once, in a thread: loading the CA bundle takes tens of milliseconds."""
         if self._client is None:
