@@ -36,12 +36,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import llm, utils
 
 from benchmarks.report import FAILOVER_END as END
 from benchmarks.report import FAILOVER_START as START
 from benchmarks.run import PAGE
-from livekit import rtc
 from livekit_fallback.config.model_alarms import ModelAlarms
 from livekit_fallback.config.resolver import Resolver
 from livekit_fallback.config.state.memory import MemoryStorage

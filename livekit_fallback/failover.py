@@ -44,13 +44,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import APITimeoutError, llm, stt, tts
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN, APIConnectOptions, NotGivenOr
 from livekit.agents.voice.agent_session import SessionConnectOptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from livekit import rtc
 from livekit.plugins import deepgram, openai
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config.keys import ModelKind
 

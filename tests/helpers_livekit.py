@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import JobContext
 from livekit.agents.job import JobAcceptArguments, JobExecutorType, JobProcess, RunningJobInfo, _JobContextVar
 from livekit.agents.utils import http_context
@@ -19,7 +20,6 @@ from livekit.protocol import agent as agent_proto
 from livekit.protocol import models
 from rich.console import Console
 
-from livekit import rtc
 from livekit_fallback import AgentConfig, Resolver, SupabaseSource
 from livekit_fallback.tools import ToolRegistry
 from tests.openai_server import ToolCall

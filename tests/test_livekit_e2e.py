@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from livekit.agents import AgentSession, llm
-
 from livekit.plugins import openai
+
 from livekit_fallback import Source
 from livekit_fallback.agents import build_node_agents
 from livekit_fallback.providers import build_llm

@@ -9,8 +9,8 @@ import textwrap
 
 import pytest
 from livekit.agents import inference, llm, stt, tts
-
 from livekit.plugins import deepgram, elevenlabs, openai
+
 from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Provenance, Source
 from livekit_fallback.config.model_alarms import ModelAlarms
 from livekit_fallback.config.state.memory import MemoryStorage

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from livekit import rtc
 from livekit.agents import APIConnectionError, llm, stt, utils
 
-from livekit import rtc
 from livekit_fallback.config.model_alarms import ModelAlarms
 from livekit_fallback.config.state.memory import MemoryStorage
 from livekit_fallback.config.state.state import ResolutionState
