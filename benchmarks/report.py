@@ -526,9 +526,22 @@ is the modelled round trips; on a shared machine absolute figures move by tens o
 """
 
 
-def page(report: Report) -> str:
-    """The whole ``docs/benchmarks.md`` page: the fixed text, then this run's figures."""
-    return PAGE_INTRO + render(report)
+FAILOVER_START = "<!-- failover rows: written by python -m benchmarks.failover -->"
+FAILOVER_END = "<!-- end of failover rows -->"
+
+
+def failover_section(current: str) -> str:
+    """The Failover section of the page's current text (measured separately, by ``benchmarks.failover``), or ``""``."""
+    if FAILOVER_START in current and FAILOVER_END in current:
+        return (
+            "\n" + FAILOVER_START + current.split(FAILOVER_START, 1)[1].split(FAILOVER_END, 1)[0] + FAILOVER_END + "\n"
+        )
+    return ""
+
+
+def page(report: Report, current: str = "") -> str:
+    """The whole ``docs/benchmarks.md`` page: the fixed text, this run's figures, the kept Failover section."""
+    return PAGE_INTRO + render(report) + failover_section(current)
 
 
 def progress(message: str) -> None:

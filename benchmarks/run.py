@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out if args.out is not None else ("-" if args.quick else str(PAGE))
     report = run_benchmarks(quick=args.quick, progress=progress)
-    text = page(report)
+    text = page(report, PAGE.read_text(encoding="utf-8") if PAGE.exists() else "")
     if out == "-":
         sys.stdout.write(text)
     else:

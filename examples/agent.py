@@ -9,7 +9,7 @@ Run it (LiveKit Agents 1.8.9)::
     python examples/agent.py console --text    # typed conversation in this terminal
     python examples/agent.py console           # microphone and speakers
     python -m livekit.agents start examples/agent.py   # production worker (LIVEKIT_URL, ...)
-    python examples/agent.py download-files    # at image build: checks snapshots, stores the database's config
+    python -m livekit.agents download-files    # at image build: checks snapshots, stores the database's config
 
 Each job process is prewarmed (``AgentServer(setup_fnc=prewarm)``): the
 provider plugins are imported, the TLS context is built and the config is

@@ -29,7 +29,7 @@ import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
-from livekit.agents import Agent, AgentSession, RunContext, ToolError, function_tool
+from livekit.agents import Agent, AgentSession, FunctionToolsExecutedEvent, RunContext, ToolError, function_tool
 from livekit.agents.llm import RawFunctionTool
 from livekit.agents.voice import SpeechHandle
 
@@ -252,7 +252,16 @@ class NodeAgents(Mapping[str, NodeAgent]):
                 key = f"{node}_turn_count"
                 state[key] = int(state.get(key) or 0) + 1
 
+        def executed(event: FunctionToolsExecutedEvent) -> None:
+            # A response that moved and also called other tools would get a reply from the old
+            # node (LiveKit answers the other tools' outputs) and then the new node's opening:
+            # two agent turns in a row. The new node answers instead; it sees those outputs.
+            if self.reply_on_enter and event.has_agent_handoff and event.has_tool_reply:
+                event.cancel_tool_reply()
+                logger.debug("Handoff with other tool calls: the next node replies, the old one does not")
+
         session.on("conversation_item_added", added)
+        session.on("function_tools_executed", executed)
 
     def _handoff_tool(self, source_node: Node, target: str) -> RawFunctionTool[..., Any]:
         role = _first_sentence(self.config.nodes[target].role)

@@ -25,6 +25,7 @@ lose. Pair it with :func:`~livekit_fallback.prewarm.prewarm` as the server's
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import MutableMapping
 from typing import Any, cast
 
@@ -39,6 +40,7 @@ from .agents import NodeAgents, build_node_agents
 from .config.model import AgentConfig
 from .config.resolver import Resolver, resolve_agent_config
 from .console import show_opening, voice_model
+from .failover import session_connect_options
 from .hangup import end_call, is_ending
 from .log import logger
 from .prewarm import prewarm
@@ -90,7 +92,11 @@ async def start_call(
         tools: The tool registry; every tool the config names must be in it.
         userdata: The initial call state (a new dict by default).
         resolver: The resolver (the process-wide default one by default).
-        **session_options: Passed to ``AgentSession`` (``vad``, ``turn_handling``, ...).
+        **session_options: Passed to ``AgentSession`` (``vad``, ``turn_handling``, ``conn_options``, ...),
+            except the options of ``AgentSession.start`` (``room_options``, ``room_input_options``,
+            ``room_output_options``, ``record``, ...), which go to ``start``. Without
+            ``conn_options`` the session uses the call-tuned attempt timeouts and retries of
+            :mod:`livekit_fallback.failover` (also for a kind with a single model).
 
     Returns:
         The started call.
@@ -101,6 +107,8 @@ async def start_call(
     """
     config = await (resolver.resolve(vertical, "livekit") if resolver else resolve_agent_config(vertical, "livekit"))
     agents = build_node_agents(config, tools=tools)
+    start_options = {k: session_options.pop(k) for k in list(session_options) if k in _START_OPTIONS}
+    session_options.setdefault("conn_options", session_connect_options())
     vad = session_options.get("vad")
     models = await asyncio.to_thread(_build_models, config, ctx, vad)  # TLS contexts: never on the call's loop
     config = effective_config(config, models.values())
@@ -127,9 +135,13 @@ async def start_call(
 
     session.on("close", closed)
     session.on("error", failed)
-    await session.start(agent=agents.start, room=ctx.room)
+    await session.start(agent=agents.start, room=ctx.room, **start_options)
     await show_opening(agents.start.opening)
     return Call(config, agents, session, dict(models))
+
+
+_START_OPTIONS = frozenset(inspect.signature(AgentSession.start).parameters) - {"self", "agent", "room", "capture_run"}
+"""What ``AgentSession.start`` takes besides the agent and the room (room options, ``record``, ...)."""
 
 
 def _build_models(config: AgentConfig, ctx: JobContext, vad: Any) -> dict[str, ModelChain]:

@@ -34,7 +34,6 @@ from .config.settings import Settings
 from .config.sources.snapshot import SnapshotSource
 from .errors import SnapshotError
 from .log import logger
-from .snapshots.check import check_file
 
 __all__ = ["FallbackPlugin", "PreparedConfig", "prepare_configs", "register"]
 
@@ -48,13 +47,11 @@ class PreparedConfig:
     Attributes:
         vertical: The vertical.
         snapshot: The snapshot file checked.
-        from_database: Components read from the database and stored as the last-known-good copy.
         problems: Warnings about the snapshot (errors raise instead).
     """
 
     vertical: str
     snapshot: str
-    from_database: tuple[str, ...] = ()
     problems: tuple[str, ...] = field(default=())
 
 
@@ -70,6 +67,8 @@ async def prepare_configs(settings: Settings | None = None) -> list[PreparedConf
     Raises:
         SnapshotError: A snapshot file is unusable (lists every problem).
     """
+    from .snapshots.check import check_file  # image build only: job processes never load the snapshot tools
+
     settings = settings or Settings.from_env()
     prepared: list[PreparedConfig] = []
     async with Resolver.from_settings(settings) as resolver:
@@ -98,7 +97,7 @@ async def prepare_configs(settings: Settings | None = None) -> list[PreparedConf
                         vertical,
                         extra={"event": "prepared_from_snapshot", "vertical": vertical},
                     )
-            prepared.append(PreparedConfig(vertical, path.name, stored, tuple(str(p) for p in problems)))
+            prepared.append(PreparedConfig(vertical, path.name, tuple(str(p) for p in problems)))
             logger.info("download-files: snapshot %s checked", path.name, extra={"event": "snapshot_checked"})
     return prepared
 

@@ -1,9 +1,15 @@
 """Build real LiveKit STT / LLM / TTS instances from a resolved config's model choices.
 
 A :class:`~livekit_fallback.config.model.ModelChoice` becomes the provider's own
-plugin (``deepgram.STT``, ``openai.LLM``, ``elevenlabs.TTS``) when that
-provider's key is set or the row needs it (a custom voice), else a LiveKit
-Inference instance built from the same descriptor.
+plugin when that provider's key is set: ``deepgram.STT``, ``openai.STT``,
+``openai.LLM``, ``openai.TTS``, ``elevenlabs.TTS`` (OpenAI serves all three
+kinds, so it is the cross-provider backup a chain can have with provider keys
+only). A provider without a plugin here, or whose key is missing, is built
+through LiveKit Inference from the same descriptor, but only where Inference
+can answer (:func:`inference_status`: LiveKit Cloud, ``LIVEKIT_INFERENCE_URL``,
+or ``LIVEKIT_FALLBACK_INFERENCE=1``); a self-hosted LiveKit server has none, so
+there such a choice is unbuildable and says why, rather than adding an entry
+that cannot answer.
 
 :func:`build_chain` (and :func:`build_stt`, :func:`build_llm`,
 :func:`build_tts`, which return only its instance) builds each model kind's
@@ -11,15 +17,18 @@ backup chain: the active choice, then ``AgentConfig.backups`` (the database's
 ranked rows, the snapshot's backup list, the snapshot's active choice), then
 the active model through the other route (plugin <-> LiveKit Inference) when
 both are possible, without duplicates. Entries this process cannot build are
-left out; two or more entries are wrapped in LiveKit's ``FallbackAdapter``, so
-a provider failing mid-call moves the call to the next entry (counted in
+left out (one line each, once per process); two or more entries are wrapped in
+LiveKit's ``FallbackAdapter`` with the call-tuned settings of
+:mod:`livekit_fallback.failover`, so a provider failing mid-call moves the call
+to the next entry within seconds (counted in
 ``livekit_fallback_model_switches_total``). An active choice that cannot be
 built at all is the ``unbuildable`` failure: the ``MODEL UNAVAILABLE`` banner,
 a ``fallbacks_total`` series, the degraded gauge, and the chain's provenance
 (:func:`effective_config` puts it into the call's config).
 
 Keys are read when building, never at import: ``DEEPGRAM_API_KEY``,
-``OPENAI_API_KEY`` (and ``OPENAI_BASE_URL``), ``ELEVEN_API_KEY``; for Inference
+``OPENAI_API_KEY``, ``ELEVEN_API_KEY`` (and ``DEEPGRAM_BASE_URL``,
+``OPENAI_BASE_URL``, ``ELEVEN_BASE_URL`` for a regional endpoint or proxy); for Inference
 ``LIVEKIT_API_KEY`` / ``LIVEKIT_API_SECRET`` (or ``LIVEKIT_INFERENCE_API_*``).
 """
 
@@ -31,13 +40,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
 import openai as openai_sdk
 from livekit.agents import inference, llm, stt, tts
 from livekit.agents.types import NOT_GIVEN
 
 # Plugins refuse to register off the main thread, so they are imported here, at module import.
-from livekit.plugins import deepgram, elevenlabs, openai
+from livekit.plugins import deepgram, elevenlabs, openai  # noqa: F401
 
 from . import metrics
 from . import plugin as _plugin  # noqa: F401  (registers the LiveKit plugin)
@@ -46,7 +56,9 @@ from .config.model import AgentConfig, ModelChoice, ModelKind, Models, Provenanc
 from .config.model_alarms import ModelAlarms
 from .config.sources.base import Failure, Found, format_exception
 from .errors import ModelBuildError
+from .failover import BoundedDeepgramSTT, build_adapter, failover_settings
 from .log import logger
+from .switches import watch_switches
 
 __all__ = [
     "BuiltModel",
@@ -58,6 +70,7 @@ __all__ = [
     "build_stt",
     "build_tts",
     "effective_config",
+    "inference_status",
 ]
 
 Route = Literal["plugin", "inference"]
@@ -69,6 +82,8 @@ _ALARMS = ModelAlarms()
 
 PLUGIN_PATH = "provider plugin"
 INFERENCE_PATH = "LiveKit Inference"
+INFERENCE_ENV = "LIVEKIT_FALLBACK_INFERENCE"
+"""``1`` / ``0``: LiveKit Inference can / cannot answer here, whatever ``LIVEKIT_URL`` says."""
 
 
 @dataclass(frozen=True)
@@ -113,43 +128,97 @@ class _Plugin:
     key_env: str
     build: Callable[[ModelChoice, Mapping[str, str]], Instance]
 
+    keyless_base_url: bool = False
+    """A local OpenAI-compatible LLM endpoint (``OPENAI_BASE_URL``) needs no key; speech endpoints do."""
+
     def configured(self, env: Mapping[str, str]) -> bool:
-        return bool(env.get(self.key_env)) or (self.key_env == "OPENAI_API_KEY" and bool(env.get("OPENAI_BASE_URL")))
+        return bool(env.get(self.key_env)) or (self.keyless_base_url and bool(env.get("OPENAI_BASE_URL")))
 
 
 def _deepgram_stt(choice: ModelChoice, env: Mapping[str, str]) -> stt.STT[Any]:
-    key = env.get("DEEPGRAM_API_KEY", "")
+    options: dict[str, Any] = {"model": choice.model, "api_key": env.get("DEEPGRAM_API_KEY", "")}
     if choice.variant:
-        return deepgram.STT(model=choice.model, language=choice.variant, api_key=key)
-    return deepgram.STT(model=choice.model, api_key=key)
+        options["language"] = choice.variant
+    if env.get("DEEPGRAM_BASE_URL"):
+        options["base_url"] = env["DEEPGRAM_BASE_URL"]
+    return BoundedDeepgramSTT(silence_limit=failover_settings(env).stt.attempt_timeout, **options)
+
+
+def _openai_access(env: Mapping[str, str]) -> dict[str, Any]:
+    base_url = env.get("OPENAI_BASE_URL") or NOT_GIVEN
+    # A local OpenAI-compatible endpoint needs no key, but the SDK insists on one.
+    return {"api_key": env.get("OPENAI_API_KEY") or ("not-needed" if base_url else ""), "base_url": base_url}
 
 
 def _openai_llm(choice: ModelChoice, env: Mapping[str, str]) -> llm.LLM[Any]:
-    base_url = env.get("OPENAI_BASE_URL") or NOT_GIVEN
-    # A local OpenAI-compatible endpoint needs no key, but the SDK insists on one.
-    key = env.get("OPENAI_API_KEY") or ("not-needed" if base_url else "")
-    return openai.LLM(model=choice.model, api_key=key, base_url=base_url)
+    return openai.LLM(model=choice.model, **_openai_access(env))
+
+
+def _openai_stt(choice: ModelChoice, env: Mapping[str, str]) -> stt.STT[Any]:
+    return openai.STT(model=choice.model, language=choice.variant or "en", **_openai_access(env))
+
+
+def _openai_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS[Any]:
+    if choice.variant:
+        return openai.TTS(model=choice.model, voice=choice.variant, **_openai_access(env))
+    return openai.TTS(model=choice.model, **_openai_access(env))
 
 
 def _elevenlabs_tts(choice: ModelChoice, env: Mapping[str, str]) -> tts.TTS[Any]:
-    key = env.get("ELEVEN_API_KEY", "")
+    options: dict[str, Any] = {"model": choice.model, "api_key": env.get("ELEVEN_API_KEY", "")}
     if choice.variant:
-        return elevenlabs.TTS(model=choice.model, voice_id=choice.variant, api_key=key)
-    return elevenlabs.TTS(model=choice.model, api_key=key)
+        options["voice_id"] = choice.variant
+    if env.get("ELEVEN_BASE_URL"):
+        options["base_url"] = env["ELEVEN_BASE_URL"]
+    return elevenlabs.TTS(**options)
 
 
 _PLUGINS: dict[tuple[ModelKind, str], _Plugin] = {
     ("stt", "deepgram"): _Plugin("livekit-plugins-deepgram", "DEEPGRAM_API_KEY", _deepgram_stt),
-    ("llm", "openai"): _Plugin("livekit-plugins-openai", "OPENAI_API_KEY", _openai_llm),
+    ("stt", "openai"): _Plugin("livekit-plugins-openai", "OPENAI_API_KEY", _openai_stt),
+    ("llm", "openai"): _Plugin("livekit-plugins-openai", "OPENAI_API_KEY", _openai_llm, keyless_base_url=True),
+    ("tts", "openai"): _Plugin("livekit-plugins-openai", "OPENAI_API_KEY", _openai_tts),
     ("tts", "elevenlabs"): _Plugin("livekit-plugins-elevenlabs", "ELEVEN_API_KEY", _elevenlabs_tts),
 }
 
 
-def _inference(choice: ModelChoice, env: Mapping[str, str]) -> Instance | None:
+def inference_status(env: Mapping[str, str] | None = None) -> str | None:
+    """Whether LiveKit Inference can answer from this process: ``None`` if it can, else why not.
+
+    It can on LiveKit Cloud (``LIVEKIT_URL`` on ``livekit.cloud``), through a gateway
+    named by ``LIVEKIT_INFERENCE_URL``, or when ``LIVEKIT_FALLBACK_INFERENCE=1``
+    says so; ``LIVEKIT_FALLBACK_INFERENCE=0`` turns it off. A self-hosted LiveKit
+    server has no Inference, though its workers have ``LIVEKIT_API_KEY`` / ``_SECRET``.
+    """
+    env = os.environ if env is None else env
+    switch = env.get(INFERENCE_ENV, "").strip().lower()
+    if switch in ("1", "true", "yes", "on"):
+        return None
+    if switch in ("0", "false", "no", "off"):
+        return f"turned off by {INFERENCE_ENV}={env[INFERENCE_ENV].strip()}"
+    if env.get("LIVEKIT_INFERENCE_URL"):
+        return None
+    host = urlsplit(env.get("LIVEKIT_URL", "")).hostname or ""
+    if host == "livekit.cloud" or host.endswith(".livekit.cloud"):
+        return None
+    where = f"LIVEKIT_URL {host} is not LiveKit Cloud" if host else "LIVEKIT_URL is not set"
+    return (
+        f"not available here ({where} and LIVEKIT_INFERENCE_URL is not set;"
+        f" set {INFERENCE_ENV}=1 if this server has Inference)"
+    )
+
+
+def _inference_credentials(env: Mapping[str, str]) -> tuple[str, str] | None:
     key = env.get("LIVEKIT_INFERENCE_API_KEY") or env.get("LIVEKIT_API_KEY")
     secret = env.get("LIVEKIT_INFERENCE_API_SECRET") or env.get("LIVEKIT_API_SECRET")
-    if not (key and secret):
+    return (key, secret) if key and secret else None
+
+
+def _inference(choice: ModelChoice, env: Mapping[str, str]) -> Instance | None:
+    credentials = _inference_credentials(env)
+    if credentials is None:
         return None
+    key, secret = credentials
     descriptor = f"{choice.provider}/{choice.model}"
     if choice.kind == "stt":
         return inference.STT(descriptor, language=choice.variant or NOT_GIVEN, api_key=key, api_secret=secret)
@@ -200,14 +269,19 @@ def build_model(choice: ModelChoice, *, env: Mapping[str, str] | None = None, ro
     if choice.is_custom:
         attempts[INFERENCE_PATH] = "not possible for a custom voice (is_custom needs the provider plugin)"
         raise ModelBuildError(choice, attempts)
+    unavailable = inference_status(env)
     try:
-        instance = _inference(choice, env)
+        instance = _inference(choice, env) if unavailable is None else None
     except (ValueError, TypeError) as exc:
         attempts[INFERENCE_PATH] = format_exception(exc, secrets)
     else:
         if instance is not None:
             return BuiltModel(choice, instance, "inference")
-        attempts[INFERENCE_PATH] = "LIVEKIT_API_KEY/LIVEKIT_API_SECRET (or LIVEKIT_INFERENCE_API_KEY/_SECRET) not set"
+        attempts[INFERENCE_PATH] = (
+            "LIVEKIT_API_KEY/LIVEKIT_API_SECRET (or LIVEKIT_INFERENCE_API_KEY/_SECRET) not set"
+            if not _inference_credentials(env)
+            else unavailable or "not built"
+        )
     raise ModelBuildError(choice, attempts)
 
 
@@ -329,12 +403,12 @@ def build_chain(
     instance = first.instance
     if len(models) > 1:
         try:
-            instance = _adapter(kind, [m.instance for m in models], vad)
+            instance = build_adapter(kind, [m.instance for m in models], vad=vad, settings=failover_settings(env))
         except ValueError as exc:
             logger.warning("No runtime backup for %s model '%s': %s", kind.upper(), first.choice.value, exc)
             models = models[:1]
         else:
-            _count_switches(instance, kind, {id(m.instance): _label(m) for m in models})
+            watch_switches(instance, kind, {id(m.instance): _label(m) for m in models}, config, sink)
     return ModelChain(kind, instance, models, provenance, failed)
 
 
@@ -362,14 +436,6 @@ def effective_config(config: AgentConfig, chains: Iterable[ModelChain]) -> Agent
         models[chain.kind] = chain.models[0].choice
         provenance[f"models.{chain.kind}"] = chain.provenance
     return config.model_copy(update={"models": Models(**models), "provenance": provenance})
-
-
-def _adapter(kind: ModelKind, instances: list[Any], vad: Any) -> Instance:
-    if kind == "stt":
-        return stt.FallbackAdapter(instances, vad=vad)
-    if kind == "tts":
-        return tts.FallbackAdapter(instances)
-    return llm.FallbackAdapter(instances)
 
 
 def _label(model: BuiltModel) -> str:
@@ -422,43 +488,3 @@ def _report_unbuildable(
         taken_at=origin.taken_at,
         location=origin.location,
     )
-
-
-def _count_switches(adapter: Any, kind: ModelKind, names: Mapping[int, str]) -> None:
-    """Log and count every mid-call move of the adapter, and every recovery."""
-    instances: list[Any] = list(getattr(adapter, f"_{kind}_instances", []))
-
-    def changed(event: Any) -> None:
-        instance = getattr(event, kind)
-        name = names.get(id(instance), getattr(instance, "model", "?"))
-        if event.available:
-            metrics.MODEL_RECOVERIES.labels(kind, name).inc()
-            logger.warning(
-                "%s model '%s' is available again",
-                kind.upper(),
-                name,
-                extra={"event": "model_runtime_recovered", "model_kind": kind, "model": name},
-            )
-            return
-        target = _next_available(adapter, instances, instance)
-        to = names.get(id(target), "none") if target is not None else "none"
-        metrics.MODEL_SWITCHES.labels(kind, name, to).inc()
-        logger.error(
-            "%s model '%s' failed mid-call; FallbackAdapter moves to '%s'",
-            kind.upper(),
-            name,
-            to,
-            extra={"event": "model_runtime_fallback", "model_kind": kind, "model": name, "next_model": to},
-        )
-
-    adapter.on(f"{kind}_availability_changed", changed)
-
-
-def _next_available(adapter: Any, instances: list[Any], failed: Any) -> Any:
-    """The instance the adapter tries next: the first one still marked available."""
-    statuses = list(getattr(adapter, "_status", []))
-    for position, instance in enumerate(instances):
-        available = getattr(statuses[position], "available", True) if position < len(statuses) else True
-        if instance is not failed and available:
-            return instance
-    return None

@@ -30,7 +30,16 @@ DEAD_DATABASE = "http://127.0.0.1:1"
 """Nothing listens on port 1: connection refused, so every component falls back."""
 GREETING = "Hello, this is the reverse mortgage team. Am I speaking with Margaret?"
 """What :func:`scripted` says first."""
-VOICE_KEYS = ("DEEPGRAM_API_KEY", "ELEVEN_API_KEY", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET", "OPENAI_API_KEY")
+VOICE_KEYS = (
+    "DEEPGRAM_API_KEY",
+    "ELEVEN_API_KEY",
+    "LIVEKIT_API_KEY",
+    "LIVEKIT_API_SECRET",
+    "OPENAI_API_KEY",
+    "LIVEKIT_URL",
+    "LIVEKIT_INFERENCE_URL",
+    "LIVEKIT_FALLBACK_INFERENCE",
+)
 """Provider and LiveKit keys a test removes so that only ``OPENAI_BASE_URL`` selects a model."""
 ROOM = "call-4711"
 """The room of the job :func:`job_in_room` makes."""

@@ -4,7 +4,13 @@ Tests point the real ``openai.LLM`` plugin at it (``base_url``) and assert on
 the requests it received. It binds 127.0.0.1 only, sets TCP_NODELAY, and is
 stopped by whoever started it. Replies come from a *responder*: a function of
 the request body returning assistant text, :class:`ToolCall`\\ s, or a list of
-both. Models in ``fail_models`` get HTTP 500, to exercise runtime failover.
+both. Models in ``fail_models`` get HTTP 500 and models in ``hang_models``
+never get an answer, to exercise runtime failover.
+
+It also speaks OpenAI's audio endpoints for the ``openai.STT`` and
+``openai.TTS`` plugins: ``POST /v1/audio/transcriptions`` answers
+:attr:`OpenAICompatibleServer.transcript` and ``POST /v1/audio/speech`` a short
+MP3 (failing or hanging the same way for the models named).
 
 Run standalone as a scripted stand-in for smoke checks (``console --text``)::
 
@@ -60,10 +66,27 @@ class OpenAICompatibleServer:
         requests: The JSON bodies of every chat-completions request, in order.
     """
 
-    def __init__(self, responder: Responder | None = None, *, fail_models: Iterable[str] = (), port: int = 0) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        fail_models: Iterable[str] = (),
+        hang_models: Iterable[str] = (),
+        transcript: str = "yes speaking",
+        timeline: list[str] | None = None,
+        port: int = 0,
+    ) -> None:
         self.responder = responder or demo_responder
         self.fail_models = set(fail_models)
+        self.hang_models = set(hang_models)
+        self.transcript = transcript
         self.requests: list[dict[str, Any]] = []
+        self.audio_requests: list[tuple[str, str]] = []
+        """``(endpoint, model)`` of each audio request (``speech`` or ``transcriptions``)."""
+        self.timeline = timeline if timeline is not None else []
+        """Each audio request's endpoint, appended as it arrives (a list shared with other stand-ins)."""
+        self._mp3: bytes | None = None
+        self._released = asyncio.Event()
         self._port = port
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -78,6 +101,8 @@ class OpenAICompatibleServer:
         app = web.Application()
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -89,7 +114,8 @@ class OpenAICompatibleServer:
         return self
 
     async def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (hanging requests are let go first)."""
+        self._released.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -112,8 +138,8 @@ class OpenAICompatibleServer:
         body = await request.json()
         self.requests.append(body)
         model = body.get("model", "")
-        if model in self.fail_models:
-            return web.json_response({"error": {"message": f"{model} is down", "type": "server_error"}}, status=500)
+        if (failed := await self._fail(model)) is not None:
+            return failed
         reply = self.responder(body)
         parts = reply if isinstance(reply, list) else [reply]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
@@ -152,6 +178,37 @@ class OpenAICompatibleServer:
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
+
+    async def _fail(self, model: str) -> web.Response | None:
+        """HTTP 500 for a failing model; a hanging one waits until the client gives up."""
+        if model in self.hang_models:
+            await self._released.wait()
+            return web.Response(status=503)
+        if model in self.fail_models:
+            return web.json_response({"error": {"message": f"{model} is down", "type": "server_error"}}, status=500)
+        return None
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        model = body.get("model", "")
+        self.audio_requests.append(("speech", model))
+        self.timeline.append("speech")
+        if (failed := await self._fail(model)) is not None:
+            return failed
+        if self._mp3 is None:
+            from tests.speech_servers import mp3_tone
+
+            self._mp3 = mp3_tone(rate=24000)
+        return web.Response(body=self._mp3, content_type="audio/mpeg")
+
+    async def _transcriptions(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        model = str(form.get("model", ""))
+        self.audio_requests.append(("transcriptions", model))
+        self.timeline.append("transcriptions")
+        if (failed := await self._fail(model)) is not None:
+            return failed
+        return web.json_response({"text": self.transcript})
 
 
 def _text(message: dict[str, Any]) -> str:

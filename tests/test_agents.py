@@ -321,3 +321,23 @@ async def test_a_routing_tool_result_reaches_the_next_node(config) -> None:
         await session.run(user_input="You have the wrong number.")
         assert session.current_agent.id == "goodbye"
     assert "Recorded: wrong person." in fake.seen[-1].tool_outputs
+
+
+async def test_a_handoff_with_other_tool_calls_gives_one_agent_turn(config) -> None:
+    """One response moves and books at once: the next node speaks once, the old node not again."""
+    agents = build_node_agents(config, tools=example_registry())
+    script = ["Which time suits you?", [BOOKING, Call("move_to_goodbye")], "You are booked for Monday at 10. Goodbye!"]
+    fake = FakeLLM(script, default="EXTRA TURN")
+    # The tools of one response run concurrently: the step is already complete, so the move does not race the booking.
+    state = {"lead": {}, "today": "2099-01-01", "appointment_booked": True}
+    async with AgentSession(llm=fake, userdata=state) as session:
+        await session.start(agents["book"])
+        await agents["book"].opening
+        result = await session.run(user_input="Please book slot 2099-01-05T10:00, my phone is 555-0100.")
+        await wait_until(lambda: agents["goodbye"].opening is not None)
+        await agents["goodbye"].opening
+        assert handoffs(result) == [("book", "goodbye")]
+        said = [i.text_content for i in session.history.items if i.type == "message" and i.role == "assistant"]
+    assert said == ["Which time suits you?", "You are booked for Monday at 10. Goodbye!"]
+    assert [s for s in fake.seen if "# Current step: book" in s.instructions][1:] == [fake.seen[1]]  # no 3rd request
+    assert BOOKED in fake.seen[-1].tool_outputs  # the next node answers with the booking result

@@ -137,11 +137,11 @@ async def test_an_unbuildable_database_model_is_named_as_such(
                 await call.session.aclose()
                 await call.session.llm.aclose()  # type: ignore[union-attr]
                 await ctx._on_cleanup()
-    assert set(srv.models_requested) == {"gpt-5"}  # the snapshot's model carried the call
+    assert set(srv.models_requested) == {"gpt-4.1-mini"}  # the snapshot's first buildable backup carried the call
     provenance = call.config.provenance["models.llm"]
     assert provenance.reason is Reason.UNBUILDABLE and provenance.source is Source.SNAPSHOT
     assert "groq/llama-3.3-70b" in (provenance.detail or "")
-    assert call.config.models.llm.value == "openai/gpt-5"
+    assert call.config.models.llm.value == "openai/gpt-4.1-mini"
     assert call.config.is_degraded and "models.llm" in call.config.degraded
     assert sample("livekit_fallback_fallbacks_total", **labels) == before + 1
     assert sample("livekit_fallback_degraded", vertical=VERTICAL, platform="livekit", component="models.llm") == 1
@@ -150,7 +150,7 @@ async def test_an_unbuildable_database_model_is_named_as_such(
     assert "MODEL UNAVAILABLE: LLM MODEL 'groq/llama-3.3-70b'" in text and "DATABASE FAILURE" not in text
     assert "Missing: provider plugin: no plugin supported for provider 'groq'" in text
     assert "LiveKit Inference: LIVEKIT_API_KEY/LIVEKIT_API_SECRET" in text
-    assert "Using fallback LLM model 'openai/gpt-5' from snapshot taken 2025-11-21" in text
+    assert "Using fallback LLM model 'openai/gpt-4.1-mini' from snapshot taken 2025-11-21" in text
     assert banner.reason_class == "unbuildable" and banner.event == "model_unavailable"
 
 

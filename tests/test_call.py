@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from livekit.agents.testing import fake_job_context
+from livekit.agents.voice import room_io
 
 from livekit_fallback import Resolver
 from livekit_fallback.call import start_call
@@ -82,3 +83,25 @@ async def test_the_quickstart_entrypoint_runs_in_console_with_only_an_llm_endpoi
                     await session.llm.aclose()
                 await ctx._on_cleanup()
     assert server.models_requested == ["gpt-5"]
+
+
+async def test_start_call_passes_livekits_room_and_session_options_through(
+    only_an_llm_endpoint: None, text_console: TextConsole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """room_options and record reach AgentSession.start; without conn_options the call-tuned ones apply."""
+    async with OpenAICompatibleServer(scripted) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        options = room_io.RoomOptions(close_on_disconnect=False, participant_identity="caller-7")
+        async with Resolver(database=None) as resolver:
+            with fake_job_context() as ctx:
+                call = await start_call(
+                    ctx, VERTICAL, tools=example_registry(), resolver=resolver, room_options=options, record=True
+                )
+                try:
+                    assert call.session._opts.recording_options["transcript"] is True  # a console job records nothing
+                    assert call.session.conn_options.llm_conn_options.timeout == 2.0
+                    assert call.session.conn_options.tts_conn_options.max_retry == 0
+                finally:
+                    await call.session.aclose()
+                    await call.session.llm.aclose()  # type: ignore[union-attr]
+                    await ctx._on_cleanup()

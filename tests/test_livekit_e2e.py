@@ -86,20 +86,21 @@ async def test_database_down_requests_carry_the_snapshot_model(server) -> None:
     config = await database_down_config()
     assert config.provenance["models.llm"].source is Source.SNAPSHOT
     model = build_llm(config, env=env_for(server))
-    assert isinstance(model, openai.LLM)  # same as the snapshot: no runtime backup needed
+    assert isinstance(model, llm.FallbackAdapter)  # the snapshot's model, then its ranked backup
+    assert [m.model for m in model._llm_instances] == ["gpt-5", "gpt-4.1-mini"]
     await converse(model, config)
     assert server.models_requested == ["gpt-5"] * 3
 
 
 async def test_provider_outage_mid_call_moves_to_the_snapshot_model(server, db_config, caplog) -> None:
-    """The database model failing with HTTP 500 is replaced mid-call by the snapshot's, loudly."""
+    """The database model failing with HTTP 500 is replaced mid-call by the snapshot's first backup, loudly."""
     server.fail_models.add("gpt-4.1")
     model = build_llm(db_config, env=env_for(server))
     assert isinstance(model, llm.FallbackAdapter)
     with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
         await converse(model, db_config)
     assert server.models_requested[0] == "gpt-4.1"
-    assert "gpt-5" in server.models_requested
+    assert "gpt-4.1-mini" in server.models_requested
     assert [r for r in caplog.records if "'openai/gpt-4.1' failed mid-call" in r.getMessage()]
 
 

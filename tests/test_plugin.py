@@ -16,6 +16,7 @@ from livekit_fallback.config.sources.snapshot import default_snapshot_dir
 from livekit_fallback.errors import SnapshotError
 from livekit_fallback.plugin import FallbackPlugin
 from tests.conftest import SeededDatabase
+from tests.support.proxy import FaultProxy
 
 pytestmark = pytest.mark.integration
 
@@ -81,3 +82,59 @@ def test_without_a_database_download_files_checks_the_snapshots(
     monkeypatch.setenv("LIVEKIT_FALLBACK_SNAPSHOT_DIR", str(broken))
     with pytest.raises(SnapshotError, match="reverse_mortgage.toml"):
         FallbackPlugin().download_files()
+
+
+def test_the_livekit_command_alone_bakes_a_copy_another_user_finds(
+    seeded: SeededDatabase, fault_proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """``python -m livekit.agents download-files`` finds the package; a runtime user with another home reads its copy.
+
+    The image sets ``LIVEKIT_FALLBACK_CACHE_DIR``; the build user's and the runtime user's
+    per-user cache directories differ, and the runtime meets a database outage.
+    """
+    image = {"LIVEKIT_FALLBACK_CACHE_DIR": str(tmp_path / "image-cache")}
+    build = {**image, "HOME": str(tmp_path / "build-home"), "XDG_CACHE_HOME": str(tmp_path / "build-home" / ".cache")}
+    build |= {"SUPABASE_URL": fault_proxy.url, "SUPABASE_SERVICE_KEY": seeded.key}
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SUPABASE_", "LIVEKIT_FALLBACK_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "livekit.agents", "download-files"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**full, **build, "PYTHONPATH": str(ROOT)},
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "downloading files for livekit_fallback" in done.stderr
+    assert "read from the database" in done.stderr
+    code = (
+        "import asyncio\n"
+        "from livekit_fallback import Resolver\n"
+        "async def main():\n"
+        "    async with Resolver.from_settings() as resolver:\n"
+        "        config = await resolver.resolve('reverse_mortgage', 'livekit')\n"
+        "    print(config.models.llm.value)\n"
+        "asyncio.run(main())\n"
+    )
+    runtime = {**image, "HOME": str(tmp_path / "run-home"), "XDG_CACHE_HOME": str(tmp_path / "run-home" / ".cache")}
+    runtime |= {"SUPABASE_URL": fault_proxy.url, "SUPABASE_SERVICE_KEY": "runtime-key"}
+    fault_proxy.set_mode("refuse")  # the same database, down when the image runs
+    ran = run_python(code, runtime)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.split() == ["openai/gpt-4.1"]  # the database's model (the snapshot has gpt-5), baked at build
+
+
+def test_a_job_process_imports_no_database_client_until_it_reads_the_database() -> None:
+    """Importing the LiveKit edge loads neither supabase nor its HTTP stack; building a client does."""
+    code = (
+        "import sys\n"
+        "import livekit_fallback.call, livekit_fallback.prewarm, livekit_fallback.plugin\n"
+        "heavy = ('supabase', 'postgrest', 'supabase_auth', 'realtime', 'storage3')\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in heavy}) or 'none')\n"
+        "from livekit_fallback.config.sources.supabase import build_client\n"
+        "build_client('https://example.invalid', 'key', timeout=1.0)\n"
+        "print('supabase' in sys.modules)\n"
+    )
+    done = run_python(code, {})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["none", "True"]

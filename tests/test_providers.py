@@ -15,11 +15,14 @@ from livekit_fallback.config.model import AgentConfig, ModelChoice, Models, Prov
 from livekit_fallback.config.model_alarms import ModelAlarms
 from livekit_fallback.config.state.memory import MemoryStorage
 from livekit_fallback.config.state.state import ResolutionState
-from livekit_fallback.providers import ModelBuildError, build_llm, build_model, build_stt, build_tts
+from livekit_fallback.providers import ModelBuildError, build_chain, build_llm, build_model, build_stt, build_tts
 from tests.helpers_livekit import VERTICAL, snapshot_config
 
 PLUGIN_KEYS = {"DEEPGRAM_API_KEY": "dg-dummy", "OPENAI_API_KEY": "sk-dummy", "ELEVEN_API_KEY": "el-dummy"}
-LIVEKIT_KEYS = {"LIVEKIT_API_KEY": "lk-dummy-key", "LIVEKIT_API_SECRET": "lk-dummy-secret-" + "x" * 32}
+SELF_HOSTED = {"LIVEKIT_API_KEY": "lk-dummy-key", "LIVEKIT_API_SECRET": "lk-dummy-secret-" + "x" * 32}
+"""What a worker of a self-hosted LiveKit server has: credentials, no Inference."""
+LIVEKIT_KEYS = {**SELF_HOSTED, "LIVEKIT_URL": "wss://demo-abc123.livekit.cloud"}
+"""A LiveKit Cloud worker's environment: Inference can answer."""
 SNAPSHOT_VOICE = "EXAVITQu4vr4xnSDxMaL"
 
 
@@ -37,13 +40,27 @@ def with_models(config: AgentConfig, source: Source = Source.DATABASE, **values:
     return AgentConfig.model_validate({**config.model_dump(), "models": models, "provenance": provenance})
 
 
+def bare(instance: object) -> object:
+    """The model a FallbackAdapter entry runs (a non-streaming STT is wrapped in LiveKit's StreamAdapter)."""
+    return instance.wrapped_stt if isinstance(instance, stt.StreamAdapter) else instance
+
+
 async def test_snapshot_choices_build_plugins_with_model_language_and_voice() -> None:
-    """With provider keys the snapshot's rows become deepgram/openai/elevenlabs plugins, parsed right."""
+    """With provider keys only, every kind of the shipped snapshot has a plugin primary and an openai backup."""
     config = await snapshot_config()
     s, item, t = (f(config, env=PLUGIN_KEYS) for f in (build_stt, build_llm, build_tts))
-    assert isinstance(s, deepgram.STT) and s.model == "nova-3" and s._opts.language == "multi"
-    assert isinstance(item, openai.LLM) and item.model == "gpt-5" and item.provider == "api.openai.com"
-    assert isinstance(t, elevenlabs.TTS) and t.model == "eleven_turbo_v2_5" and t._opts.voice_id == SNAPSHOT_VOICE
+    assert isinstance(s, stt.FallbackAdapter) and isinstance(t, tts.FallbackAdapter)
+    dg, backup_stt = (bare(i) for i in s._stt_instances)
+    assert isinstance(dg, deepgram.STT) and dg.model == "nova-3" and dg._opts.language == "multi"
+    assert isinstance(backup_stt, openai.STT) and backup_stt.model == "gpt-4o-mini-transcribe"
+    assert isinstance(item, llm.FallbackAdapter)
+    assert [(i.model, i.provider) for i in item._llm_instances] == [
+        ("gpt-5", "api.openai.com"),
+        ("gpt-4.1-mini", "api.openai.com"),
+    ]
+    el, backup_tts = t._tts_instances
+    assert isinstance(el, elevenlabs.TTS) and el.model == "eleven_turbo_v2_5" and el._opts.voice_id == SNAPSHOT_VOICE
+    assert isinstance(backup_tts, openai.TTS) and backup_tts._opts.voice == "alloy"
 
 
 async def test_database_rows_build_plugins_backed_by_the_snapshot(db_resolver) -> None:
@@ -56,14 +73,16 @@ async def test_database_rows_build_plugins_backed_by_the_snapshot(db_resolver) -
         build_tts(config, env=PLUGIN_KEYS),
     )
     # conftest seeds deepgram/nova-3:en, openai/gpt-4.1, elevenlabs/eleven_flash_v2_5:21m00Tcm4TlvDq8ikWAM
-    assert [(i.model, i._opts.language) for i in s._stt_instances] == [("nova-3", "en"), ("nova-3", "multi")]
-    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-5"]
-    assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
+    dg, backup, dg_snapshot = (bare(i) for i in s._stt_instances)
+    assert [(i.model, i._opts.language) for i in (dg, dg_snapshot)] == [("nova-3", "en"), ("nova-3", "multi")]
+    assert isinstance(dg, deepgram.STT) and isinstance(backup, openai.STT)
+    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-4.1-mini", "gpt-5"]
+    el, backup_tts, el_snapshot = t._tts_instances
+    assert [(i.model, i._opts.voice_id) for i in (el, el_snapshot)] == [
         ("eleven_flash_v2_5", "21m00Tcm4TlvDq8ikWAM"),
         ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
     ]
-    assert all(isinstance(i, deepgram.STT) for i in s._stt_instances)
-    assert all(isinstance(i, elevenlabs.TTS) for i in t._tts_instances)
+    assert isinstance(el, elevenlabs.TTS) and isinstance(backup_tts, openai.TTS)
 
 
 async def test_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup() -> None:
@@ -84,11 +103,12 @@ async def test_rows_differing_from_snapshot_get_the_snapshot_as_runtime_backup()
         and isinstance(item, llm.FallbackAdapter)
         and isinstance(t, tts.FallbackAdapter)
     )
-    primary, backup = s._stt_instances
+    primary, _, backup = (bare(i) for i in s._stt_instances)
     assert (primary.model, primary._opts.language) == ("nova-2-phonecall", "en-US")
     assert (backup.model, backup._opts.language) == ("nova-3", "multi")
-    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-5"] and item.model == "gpt-4.1"
-    assert [(i.model, i._opts.voice_id) for i in t._tts_instances] == [
+    assert [i.model for i in item._llm_instances] == ["gpt-4.1", "gpt-4.1-mini", "gpt-5"] and item.model == "gpt-4.1"
+    first, _, last = t._tts_instances
+    assert [(i.model, i._opts.voice_id) for i in (first, last)] == [
         ("eleven_flash_v2_5", "customVoice123"),
         ("eleven_turbo_v2_5", SNAPSHOT_VOICE),
     ]
@@ -154,15 +174,16 @@ async def test_unbuildable_choice_falls_back_to_snapshot_with_banner(caplog: pyt
     config = with_models(await snapshot_config(), stt=choice("stt", "assemblyai/universal-streaming:en"))
     alarms = ModelAlarms(ResolutionState(MemoryStorage(), "snapshot"))
     with caplog.at_level(logging.ERROR, logger="livekit_fallback"):
-        built = build_stt(config, env=PLUGIN_KEYS, alarms=alarms)
-        again = build_stt(config, env=PLUGIN_KEYS, alarms=alarms)
+        built = build_chain(config, "stt", env=PLUGIN_KEYS, alarms=alarms)
+        again = build_chain(config, "stt", env=PLUGIN_KEYS, alarms=alarms)
         await alarms.settled()
-    assert isinstance(built, deepgram.STT) and built.model == "nova-3" and again.model == "nova-3"
+    assert [m.choice.value for m in built.models] == ["openai/gpt-4o-mini-transcribe:en", "deepgram/nova-3:multi"]
+    assert [m.choice.value for m in again.models] == [m.choice.value for m in built.models]
     [record] = [r for r in caplog.records if "STT MODEL" in r.getMessage()]  # the repeat is counted, not bannered
     text = record.getMessage()
-    assert "Using fallback STT model 'deepgram/nova-3:multi' from snapshot taken 2025-11-21" in text
+    assert "Using fallback STT model 'openai/gpt-4o-mini-transcribe:en' from snapshot taken 2025-11-21" in text
     assert "assemblyai/universal-streaming:en" in text and "Table: livekit_available_stt_models" in text
-    assert record.levelno == logging.ERROR and record.fallback_value == "deepgram/nova-3:multi"
+    assert record.levelno == logging.ERROR and record.fallback_value == "openai/gpt-4o-mini-transcribe:en"
 
 
 async def test_when_neither_configured_nor_snapshot_builds_the_error_names_both() -> None:

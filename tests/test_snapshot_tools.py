@@ -629,6 +629,9 @@ def test_seed_ranks_the_snapshot_backups(db_env: SeededDatabase, capsys) -> None
             " WHERE backup_rank IS NOT NULL"
         ).fetchall()
         voices = conn.execute("SELECT voice_id_full FROM livekit_available_voices WHERE backup_rank = 1").fetchall()
-    assert ranked == [("assemblyai/universal-streaming:en", 1, False)]
-    assert voices == [("cartesia/sonic-2:9626c31c-bec5-4cca-baa8-f8ba9e84c8bc",)]
+    assert sorted(ranked, key=lambda row: row[1]) == [
+        ("openai/gpt-4o-mini-transcribe:en", 1, False),
+        ("assemblyai/universal-streaming:en", 2, False),
+    ]
+    assert voices == [("openai/gpt-4o-mini-tts:alloy",)]
     assert run_cli(capsys, "snapshot", "diff", "--vertical", VERTICAL)[0] == 0

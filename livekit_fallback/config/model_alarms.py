@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timezone
+from typing import Any
 
 from .. import metrics
 from ..log import logger
@@ -56,6 +57,67 @@ class ModelAlarms:
         metrics.mark_unbuildable(vertical, platform, component, False)
         self._submit(vertical, platform, component, None)
 
+    def runtime_failed(self, vertical: str, platform: str, kind: str, model: str, to: str) -> None:
+        """A model failed mid-call and the adapter moved to ``to``."""
+        extra = {"event": "model_runtime_fallback", "model_kind": kind, "model": model, "next_model": to}
+
+        def first(_: AlarmDecision) -> None:
+            logger.error(
+                "%s model '%s' failed mid-call; FallbackAdapter moves to '%s'", kind.upper(), model, to, extra=extra
+            )
+
+        def repeat(decision: AlarmDecision) -> None:
+            logger.error(
+                "%s model '%s' keeps failing mid-call: %d more switch(es) in the last %.0f s (%d in all); "
+                "calls move to '%s'",
+                kind.upper(),
+                model,
+                decision.since_line,
+                decision.interval,
+                decision.total,
+                to,
+                extra={**extra, "event": "model_runtime_fallback_repeat", "count": decision.since_line},
+            )
+
+        self._spawn(self._runtime(vertical, platform, f"runtime.{kind}.{model}", "runtime_failure", first, repeat))
+
+    def runtime_recovered(self, vertical: str, platform: str, kind: str, model: str) -> None:
+        """A model that failed mid-call answers again (one line per machine per incident)."""
+
+        def recovered(recovery: Recovery) -> None:
+            logger.warning(
+                "%s model '%s' is available again after %.1f s (%d mid-call switch(es) away from it)",
+                kind.upper(),
+                model,
+                recovery.seconds,
+                recovery.resolutions,
+                extra={"event": "model_runtime_recovered", "model_kind": kind, "model": model},
+            )
+
+        self._spawn(self._runtime(vertical, platform, f"runtime.{kind}.{model}", None, recovered=recovered))
+
+    async def _runtime(
+        self,
+        vertical: str,
+        platform: str,
+        component: str,
+        reason: str | None,
+        first: Callable[[AlarmDecision], None] | None = None,
+        repeat: Callable[[AlarmDecision], None] | None = None,
+        recovered: Callable[[Recovery], None] | None = None,
+    ) -> None:
+        try:
+            decision = await self._resolve_state().account_model(vertical, platform, component, reason)
+        except Exception:
+            logger.exception("model alarm accounting failed")
+            decision = AlarmDecision("banner") if reason is not None else None
+        if isinstance(decision, AlarmDecision) and decision.action == "banner" and first is not None:
+            first(decision)
+        elif isinstance(decision, AlarmDecision) and decision.action == "repeat" and repeat is not None:
+            repeat(decision)
+        elif isinstance(decision, Recovery) and recovered is not None:
+            recovered(decision)
+
     async def settled(self) -> None:
         """Wait until every report so far has been written (for tests and orderly shutdowns)."""
         while self._pending:
@@ -68,7 +130,16 @@ class ModelAlarms:
             if event is not None:  # no event loop, no shared state to ask: say it here
                 self.alarms.log_banner(event, set())
             return
-        task = asyncio.ensure_future(self._report(vertical, platform, component, event))
+        self._spawn(self._report(vertical, platform, component, event))
+
+    def _spawn(self, report: Coroutine[Any, Any, None]) -> None:
+        """Write a report in the background of the call (no event loop: the report is dropped)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            report.close()
+            return
+        task = asyncio.ensure_future(report)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

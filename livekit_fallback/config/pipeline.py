@@ -6,10 +6,11 @@ copy, then the snapshot. The database is skipped when the state says so (the
 breaker is open, or another call is reading it). Local sources always run,
 even after the deadline: they are the floor.
 
-The database is blamed only for what it did. A read that ran out of time
-while this process's own event loop was blocked (a busy call process, a
-paused one) is a *stall*, not a database failure: its resolution says so, and
-no verdict about the database is recorded.
+The database is blamed only for what it did. A deadline that this process's
+own event loop reached late (a busy, paused or starved call process) gives the
+read a short grace to take in an answer that had arrived
+(:mod:`~livekit_fallback.config.deadline`); only a read still unanswered
+after it has timed out.
 
 The pipeline knows no table names. Where the database reads a component is
 the database source's to say: through ``location(key, platform)`` when it has
@@ -27,6 +28,7 @@ from typing import Any
 
 from ..errors import ConfigUnavailableError
 from .alarms import FallbackEvent
+from .deadline import wait_until
 from .keys import MODEL_KINDS, ComponentKey, ModelKind, Platform, component_keys
 from .model import AgentConfig, ModelChoice, Models, Provenance, Reason, Source
 from .seams import LocatedSource
@@ -41,12 +43,6 @@ Backups = Mapping[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]]
 LOCAL_RESERVE = 0.05
 """Fraction of the deadline kept for local sources after the database."""
 
-STALL_TICK = 0.02
-"""Seconds between the looks that measure how late this process's event loop runs during a read."""
-STALL_LATENESS = 0.2
-"""Fraction of the deadline (at least 0.1 s) the loop may run late at the deadline for a timeout to be a stall."""
-STARVED_SHARE = 0.25
-"""Fraction of the deadline the loop may run late in all during a read (CPU starvation) for a timeout to be a stall."""
 
 _SERVER_LEVEL = {Reason.UNREACHABLE, Reason.TIMEOUT, Reason.HTTP_ERROR, Reason.AUTH, Reason.BAD_RESPONSE}
 
@@ -63,9 +59,8 @@ class Resolution:
         healthy: Component keys served from the database.
         verdict: What the read says about the database (``None``: not asked,
             or a stall, which says nothing about it).
-        stalled: The database read ran out of time for a reason that is not
-            the database's: this process's event loop was blocked, or the read
-            was given less than the deployment's deadline (see ``excuse``).
+        stalled: The read failed for a reason that is not the database's (see
+            ``excuse``): no verdict is recorded and no banner is logged.
         excuse: Why the database is not blamed, for the log (with ``stalled``).
     """
 
@@ -149,13 +144,15 @@ async def run_pipeline(
         ConfigUnavailableError: A component is in no source at all.
     """
     loop = asyncio.get_running_loop()
+    if database is not None and skip is None:
+        await _prepare(database)
     deadline = loop.time() + deadline_seconds
     pending = [str(key) for key in component_keys(node_names)]
     found: dict[str, tuple[Found, Source]] = {}
     failures: dict[str, list[Failure]] = {}
     database_ok: bool | None = None
     verdict: Verdict | None = None
-    stalled, excuse = False, ""
+    stalled = False
     if database is None:
         skipped = Failure(Reason.NOT_CONFIGURED, "no database configured (snapshot mode)", "database")
         failures = {key: [skipped] for key in pending}
@@ -168,17 +165,10 @@ async def run_pipeline(
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
         # The source returns by budget_end itself; the outer timeout is only a backstop.
         slack = max(0.05, 0.1 * deadline_seconds)
-        async with _LoopLateness() as lateness:
-            outcomes = await _fetch(database, request, where, timeout=max(0.0, budget_end - loop.time()) + slack)
+        outcomes = await _fetch(database, request, where, timeout=max(0.0, budget_end - loop.time()) + slack)
         where.learn(platform, outcomes)
         database_ok = _absorb(outcomes, pending, database.source, found, failures)
         verdict = _verdict(database_ok, outcomes)
-        if verdict.timed_out and lateness.stalled(deadline_seconds):
-            stalled, verdict = True, None
-            excuse = (
-                f"this process's event loop ran {lateness.at_end:.2f} s late at the deadline and "
-                f"{lateness.total:.2f} s late in all during the read (a busy, paused or CPU-starved process)"
-            )
         pending = [key for key in pending if key not in found]
     for source in local_sources:
         if not pending:
@@ -190,18 +180,47 @@ async def run_pipeline(
     if pending:
         raise ConfigUnavailableError(vertical, platform, {k: failures.get(k, []) for k in pending})
     resolution = _assemble(vertical, platform, node_names, found, failures, database_ok, backups or {})
-    return replace(resolution, verdict=verdict, stalled=stalled, excuse=excuse)
+    return replace(resolution, verdict=verdict, stalled=stalled)
 
 
 async def _fetch(
     source: ConfigSource, request: FetchRequest, where: Locations, timeout: float | None
 ) -> dict[str, Outcome]:
+    task = asyncio.ensure_future(source.fetch(request))
     try:
-        return await asyncio.wait_for(source.fetch(request), timeout)
-    except asyncio.TimeoutError:
-        reason, detail, exc = Reason.TIMEOUT, f"{source.source.value} source did not return within the deadline", None
+        if timeout is None:
+            return await task
+        done, _ = await wait_until([task], timeout)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
     except Exception as exc_:  # a source must never take the caller down
-        reason, detail, exc = Reason.BAD_RESPONSE, format_exception(exc_), exc_
+        return _failed(request, where, Reason.BAD_RESPONSE, format_exception(exc_), exc_)
+    if not done:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        detail = f"{source.source.value} source did not return within the deadline"
+        return _failed(request, where, Reason.TIMEOUT, detail, None)
+    exc = task.exception()
+    if exc is not None:
+        return _failed(request, where, Reason.BAD_RESPONSE, format_exception(exc), exc)
+    return task.result()
+
+
+async def _prepare(database: ConfigSource) -> None:
+    """Let the database source set itself up before the deadline: a cold process's imports are not database time."""
+    prepare = getattr(database, "prepare", None)
+    if prepare is None:
+        return
+    try:
+        await prepare()
+    except Exception:  # the read itself reports why the source cannot be used
+        return
+
+
+def _failed(
+    request: FetchRequest, where: Locations, reason: Reason, detail: str, exc: BaseException | None
+) -> dict[str, Outcome]:
     return {key: Failure(reason, detail, where.of(key, request.platform), exc) for key in request.keys}
 
 
@@ -231,50 +250,6 @@ def _verdict(ok: bool, outcomes: dict[str, Outcome]) -> Verdict:
     errors = [o for o in outcomes.values() if isinstance(o, Failure)]
     detail = errors[0].detail if errors else "unknown error"
     return Verdict(False, detail, timed_out=any(f.reason is Reason.TIMEOUT for f in errors))
-
-
-class _LoopLateness:
-    """Tells whether this process's event loop was blocked when a read ran out of time.
-
-    A read that timed out while the loop ran freely gave the database its whole
-    time. One whose deadline timer could only fire late (the loop was blocked
-    at the deadline: a busy or paused process) may have had its answer waiting
-    unread: that says nothing about the database. Nor does one whose process
-    got too little CPU to run its loop on time (every core busy): its ticks
-    run late all along. ``at_end`` is how late the loop was running when the
-    read returned; ``total`` is how late its ticks ran in all.
-    """
-
-    def __init__(self) -> None:
-        self.at_end = 0.0
-        self.total = 0.0
-        self._expected: float | None = None
-        self._latest = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> _LoopLateness:
-        self._task = asyncio.ensure_future(self._watch())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        # The watcher's late tick and the read's timeout may run in one loop turn, in either order:
-        # the lateness of the latest tick and that of the tick still pending both count.
-        pending = asyncio.get_running_loop().time() - self._expected if self._expected is not None else 0.0
-        self.at_end = max(0.0, self._latest, pending)
-        if self._task is not None:
-            self._task.cancel()
-
-    def stalled(self, deadline: float) -> bool:
-        """Whether a read of ``deadline`` seconds that timed out did so because this process could not run."""
-        return self.at_end > max(0.1, STALL_LATENESS * deadline) or self.total > STARVED_SHARE * deadline
-
-    async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._expected = loop.time() + STALL_TICK
-            await asyncio.sleep(STALL_TICK)
-            self._latest = loop.time() - self._expected
-            self.total += max(0.0, self._latest)
 
 
 def _assemble(

@@ -117,6 +117,7 @@ class Resolver:
         self._breaker = BreakerRecord()
         self._background: set[asyncio.Task[Resolution]] = set()
         self._reading: dict[tuple[str, str], asyncio.Task[Resolution]] = {}
+        self._serving: dict[tuple[str, str], asyncio.Future[tuple[Resolution, CacheOutcome]]] = {}
         self._health = HealthRecord()
         self.observers: tuple[ResolutionObserver, ...] = (
             self._health,
@@ -206,7 +207,26 @@ class Resolver:
         return self._health.status(database_configured=self.database is not None, breaker=self._breaker)
 
     async def _serve(self, vertical: str, platform: Platform, fresh: bool) -> tuple[Resolution, CacheOutcome]:
-        """The resolution to serve now, and how it was served."""
+        """The resolution to serve now, and how it was served.
+
+        Calls of this process that arrive while another of its calls is being
+        served for the same config share that one (one plan, one read); the
+        machine-wide rules then run once for the burst.
+        """
+        key = (vertical, platform)
+        if fresh:
+            return await self._serve_once(vertical, platform, True)
+        flight = self._serving.get(key)
+        if flight is not None and not flight.done():
+            resolution, _ = await asyncio.shield(flight)
+            return resolution, "hit"
+        flight = asyncio.ensure_future(self._serve_once(vertical, platform, False))
+        self._serving[key] = flight
+        flight.add_done_callback(lambda done: self._serving.pop(key, None) if self._serving.get(key) is done else None)
+        return await asyncio.shield(flight)
+
+    async def _serve_once(self, vertical: str, platform: Platform, fresh: bool) -> tuple[Resolution, CacheOutcome]:
+        """One plan for this call, and what it says to serve."""
         started = time.monotonic()
         plan = await self._plan(vertical, platform, fresh)
         copy = _decoded(plan.entry.payload) if plan.entry is not None else None
@@ -329,8 +349,17 @@ class Resolver:
         return resolution
 
     async def _wait_for_other(self, vertical: str, platform: Platform, until: float) -> Resolution | None:
-        """Poll the state until another call's read lands (or ``until`` passes)."""
+        """Wait until another call's read lands (or ``until`` passes).
+
+        A read of this process is awaited directly (it may have started just
+        after this call planned); another process's is looked for in the state.
+        """
         while time.monotonic() < until:
+            mine = self._reading.get((vertical, platform))
+            if mine is not None and not mine.done():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    return await asyncio.wait_for(asyncio.shield(mine), max(0.0, until - time.monotonic()))
+                return None
             await asyncio.sleep(WAIT_POLL)
             entry = await self.state.config(vertical, platform)
             if entry is not None:

@@ -8,6 +8,7 @@ validated by the package's own code.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -19,6 +20,8 @@ from livekit_fallback.config.sources.base import Failure, FetchRequest, Found, O
 from livekit_fallback.config.sources.snapshot import SnapshotSource
 
 __all__ = [
+    "answer_while_blocked",
+    "block_loop",
     "DB_BACKUP_LLM",
     "DB_LLM",
     "DB_URL",
@@ -35,7 +38,7 @@ __all__ = [
 VERTICAL = "reverse_mortgage"
 DB_LLM = "openai/gpt-4.1"
 """The LLM the fake database serves (the packaged snapshot's is ``openai/gpt-5``)."""
-DB_BACKUP_LLM = "openai/gpt-4.1-mini"
+DB_BACKUP_LLM = "openai/gpt-4o-mini"
 """The LLM the fake database ranks as its backup."""
 DB_URL = "https://project-a.supabase.co"
 """The project URL of the fake database (its deployment)."""
@@ -75,6 +78,28 @@ def fallback_event(
     return FallbackEvent(
         component, VERTICAL, "livekit", failure, Found(value, TAKEN, "snap.toml"), Source.SNAPSHOT, TAKEN
     )
+
+
+async def answer_while_blocked(database: FakeDatabase, *, answer_after: float = 0.05, block: float = 0.5) -> None:
+    """Block this process's loop for ``block`` seconds; meanwhile the hanging ``database`` answers.
+
+    The answer arrives (from another thread, as a socket would fill) while the
+    loop cannot read it: what a busy or paused call process meets.
+    """
+    loop = asyncio.get_running_loop()
+    threading.Timer(answer_after, lambda: loop.call_soon_threadsafe(database.release.set)).start()
+    await asyncio.sleep(0.01)
+    time.sleep(block)
+
+
+def block_loop(block: float = 0.5) -> asyncio.Future[None]:
+    """A task that blocks this process's loop for ``block`` seconds, shortly after it starts."""
+
+    async def busy() -> None:
+        await asyncio.sleep(0.01)
+        time.sleep(block)
+
+    return asyncio.ensure_future(busy())
 
 
 class FakeDatabase:

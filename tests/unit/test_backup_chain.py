@@ -26,6 +26,7 @@ ALL_KEYS = {
     "OPENAI_API_KEY": "sk-dummy",
     "LIVEKIT_API_KEY": "lk-dummy-key",
     "LIVEKIT_API_SECRET": "lk-dummy-secret-" + "x" * 32,
+    "LIVEKIT_URL": "wss://demo-abc123.livekit.cloud",
 }
 TABLE = "livekit_available_llm_models"
 SHIPPED = default_snapshot_dir() / "reverse_mortgage.toml"
@@ -80,8 +81,11 @@ async def test_entries_that_cannot_be_built_are_left_out_and_one_entry_is_not_wr
     with caplog.at_level(logging.WARNING, logger="livekit_fallback"):
         chain = build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=_alarms())
         build_chain(config, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=_alarms())
-    assert [m.choice.value for m in chain.models] == ["openai/gpt-5"]
-    assert not isinstance(chain.instance, llm.FallbackAdapter)
+    assert [m.choice.value for m in chain.models] == ["openai/gpt-5", "openai/gpt-4.1-mini"]
+    only_inference = config.model_copy(update={"backups": {**config.backups, "llm": config.backups["llm"][:1]}})
+    alone = build_chain(only_inference, "llm", env={"OPENAI_API_KEY": "sk-dummy"}, alarms=_alarms())
+    assert [m.choice.value for m in alone.models] == ["openai/gpt-5"]
+    assert not isinstance(alone.instance, llm.FallbackAdapter)
     said = [r for r in caplog.records if "google/gemini-2.5-flash" in r.getMessage()]
     assert len(said) <= 1  # once per process, however many calls
 
@@ -115,14 +119,18 @@ async def test_an_unbuildable_active_model_replaced_by_a_ranked_row_is_still_deg
 
 
 def test_the_shipped_snapshot_lists_another_provider_per_kind_in_canonical_layout() -> None:
-    """reverse_mortgage.toml names a backup of another provider for each LiveKit kind and renders byte-identical."""
+    """reverse_mortgage.toml: each kind's backups start with a plugin of this package, STT/TTS of another provider."""
     text = SHIPPED.read_text(encoding="utf-8")
     assert render_snapshot(tomllib.loads(text)) == text
     snapshot = load_snapshot(SHIPPED)
+    plugins = {"stt": {"deepgram", "openai"}, "llm": {"openai"}, "tts": {"elevenlabs", "openai"}}
     for kind in ("stt", "llm", "tts"):
-        [backup] = snapshot.backup_choices("livekit", kind)
+        backups = snapshot.backup_choices("livekit", kind)
         active, _ = snapshot.model_value("livekit", kind)
-        assert backup.provider != active.split("/")[0]
+        assert any(b.provider != active.split("/")[0] for b in backups)  # another provider (Inference for LLM)
+        assert any(b.provider in plugins[kind] and b.value != active for b in backups)  # buildable with keys only
+        if kind != "llm":
+            assert backups[0].provider in plugins[kind] and backups[0].provider != active.split("/")[0]
     assert snapshot.backup_choices("signalwire", "llm") == []
 
 
@@ -141,7 +149,7 @@ def test_check_reports_bad_backup_entries(tmp_path: Path) -> None:
     assert ("models.livekit.backups.llm", "warning") in problems  # listed twice
     (tmp_path / "reverse_mortgage.toml").write_text(
         SHIPPED.read_text(encoding="utf-8").replace(
-            'llm = ["google/gemini-2.5-flash"]', 'llm = ["nobody/model", "openai/gpt-4.1-mini"]'
+            'llm = ["google/gemini-2.5-flash", "openai/gpt-4.1-mini"]', 'llm = ["nobody/model", "openai/gpt-4.1-mini"]'
         ),
         encoding="utf-8",
     )

@@ -88,9 +88,10 @@ async def test_the_config_carries_the_ranked_then_the_snapshot_backups(machine: 
     """Each model kind's chain is the database's ranked backups, then the snapshot's list, then its choice."""
     async with _resolver(FakeDatabase(), FakeClock(), machine) as resolver:
         config = await resolver.resolve(VERTICAL)
-    [(ranked, ranked_origin), (listed, listed_origin), (llm, origin)] = config.backups["llm"]
+    [(ranked, ranked_origin), (listed, listed_origin), (second, _), (llm, origin)] = config.backups["llm"]
     assert ranked.value == DB_BACKUP_LLM and ranked_origin.source is Source.DATABASE
-    assert listed.value == "google/gemini-2.5-flash" and listed_origin == origin
+    assert (listed.value, second.value) == ("google/gemini-2.5-flash", "openai/gpt-4.1-mini")
+    assert listed_origin == origin
     assert llm.value == "openai/gpt-5" and config.models.llm.value == DB_LLM
     assert origin.source is Source.SNAPSHOT and origin.taken_at is not None
     assert origin.taken_at.date().isoformat() == "2025-11-21"

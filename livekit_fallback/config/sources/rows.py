@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from supabase import AsyncClient
+from typing import TYPE_CHECKING, Any
 
 from ...errors import BadResponse
+from ..deadline import wait_until
 from ..keys import ComponentKey, ModelKind, Platform
 from ..model import Reason
 from .base import redact
+
+if TYPE_CHECKING:  # imported when a client is built, not by every process importing the package
+    from supabase import AsyncClient
 
 __all__ = [
     "BACKUP_LIMIT",
@@ -218,18 +220,21 @@ async def run_requests(requests: Mapping[str, Request], timeout: float) -> dict[
 
     Requests still running then are cancelled; a failed request does not cut
     its siblings short. If the caller is cancelled, every request is.
+
+    A deadline this process's loop reached late gives the requests a short
+    grace to be read (see :mod:`~livekit_fallback.config.deadline`).
     """
     tasks = {name: asyncio.ensure_future(request.execute()) for name, request in requests.items()}
     if not tasks:
         return {}
     try:
-        done, pending = await asyncio.wait(tasks.values(), timeout=max(0.0, timeout))
+        done, pending = await wait_until(tasks.values(), timeout)
     except BaseException:  # cancelled: never leave requests running behind us
         for task in tasks.values():
             task.cancel()
         raise
-    for task in pending:
-        task.cancel()
+    for waiting in pending:
+        waiting.cancel()
     await asyncio.gather(*tasks.values(), return_exceptions=True)
     answers: dict[str, Answer] = {}
     for name, task in tasks.items():

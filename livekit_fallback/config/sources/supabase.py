@@ -20,12 +20,7 @@ import ssl
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any
-
-import httpx
-from postgrest.exceptions import APIError
-
-from supabase import AsyncClient, AsyncClientOptions
+from typing import TYPE_CHECKING, Any
 
 from ...errors import BadResponse
 from ...log import logger, protect_secrets
@@ -35,6 +30,11 @@ from ..validation import first_message
 from . import rows as _rows
 from .base import Failure, FetchRequest, Found, Outcome, format_exception, redact_exception
 from .rows import MODEL_TABLES, NODE_TABLES, NODE_VIEW, THEME_TABLE, Request, RowProblem, check_rows
+
+if TYPE_CHECKING:  # the client and its dependencies are imported when a client is built (build_client)
+    import httpx
+
+    from supabase import AsyncClient
 
 __all__ = [
     "MODEL_TABLES",
@@ -102,6 +102,18 @@ class SupabaseSource:
     def location(self, key: str, platform: Platform) -> str:
         """The table(s) a component key is read from, for banners and provenance."""
         return location_of(key, platform)
+
+    async def prepare(self) -> None:
+        """Build the client now (imports, TLS context): work of this process, not of the database.
+
+        The resolver calls it before a read's deadline starts, and the prewarm
+        step before a call arrives, so a cold process never spends a read's
+        time budget importing and is never taken for a slow database.
+
+        Raises:
+            Exception: The client cannot be built (the read reports it).
+        """
+        await self._ensure_client()
 
     async def _ensure_client(self) -> AsyncClient:
         """Build the client once, in a thread: loading the CA bundle takes tens of milliseconds."""
@@ -303,6 +315,10 @@ def build_client(
     Returns:
         The client and the HTTP client it uses; close the latter when done.
     """
+    import httpx
+
+    from supabase import AsyncClient, AsyncClientOptions
+
     http = httpx.AsyncClient(
         verify=_ssl_context(),
         timeout=httpx.Timeout(timeout),
@@ -331,10 +347,15 @@ def build_client(
 @functools.lru_cache(maxsize=1)
 def _ssl_context() -> ssl.SSLContext:
     """One TLS context per process: every client reuses the loaded CA bundle."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 
 def _classify(exc: BaseException) -> Reason:
+    import httpx  # loaded already: a client raised
+    from postgrest.exceptions import APIError
+
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):
         return Reason.TIMEOUT
     if isinstance(exc, httpx.TransportError):
