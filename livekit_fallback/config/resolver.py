@@ -23,9 +23,10 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from ..log import logger as _log
 from .alarms import Alarms
+from .chains import backup_chains
 from .graph import DEFAULT_NODE_NAMES
-from .keys import MODEL_KINDS, PLATFORMS, ComponentKey, ModelKind
-from .model import AgentConfig, ModelChoice, Platform, Provenance, Source
+from .keys import PLATFORMS
+from .model import AgentConfig, Platform, Source
 from .observers import CacheOutcome, HealthRecord, MetricsObserver, ResolutionObserver
 from .pipeline import Backups, ConfigUnavailableError, Locations, Resolution, Skip, run_pipeline
 from .seams import SnapshotCopy, SnapshotFloor
@@ -342,7 +343,7 @@ class Resolver:
             database_backups = await self.last_known_good.backups(vertical, platform)
         else:
             database_backups = None
-        backups = _backups(snapshot, vertical, platform, database_backups)
+        backups = backup_chains(snapshot, vertical, platform, database_backups)
         resolution = dataclasses.replace(resolution, config=resolution.config.model_copy(update={"backups": backups}))
         for observer in self.observers:
             _notify(observer.on_read, resolution)
@@ -433,46 +434,6 @@ def _retrieve(task: asyncio.Task[Resolution]) -> None:
 async def _quietly(operation: Awaitable[None]) -> None:
     with contextlib.suppress(Exception, asyncio.CancelledError):
         await asyncio.shield(operation)
-
-
-def _backups(
-    snapshot: SnapshotCopy | None,
-    vertical: str,
-    platform: Platform,
-    database: Backups | None = None,
-) -> Backups:
-    """Per model kind, the ordered backup chain the config carries.
-
-    The database's ranked rows first (``database``, when it answered), then the
-    snapshot's ``[models.<platform>.backups]`` list, then the snapshot's active
-    choice, without duplicates. The config's active choice may be among them:
-    the model factories leave it out when they build the chain.
-    """
-    chains: dict[ModelKind, tuple[tuple[ModelChoice, Provenance], ...]] = {}
-    origin = (
-        Provenance(source=Source.SNAPSHOT, taken_at=snapshot.taken_at, location=snapshot.path) if snapshot else None
-    )
-    for kind in MODEL_KINDS:
-        entries: list[tuple[ModelChoice, Provenance]] = list((database or {}).get(kind, ()))
-        if snapshot is not None and origin is not None:
-            listed = getattr(snapshot, "backup_choices", None)
-            entries += [(choice, origin) for choice in (listed(platform, kind) if listed else [])]
-            try:
-                choice = snapshot.component(str(ComponentKey.model(kind, None)), platform)
-            except ValueError as exc:  # an invalid model in the file: no snapshot backup for that kind
-                _log.warning("No snapshot %s model for %s to fall back to: %s", kind.upper(), vertical, exc)
-            else:
-                if isinstance(choice, ModelChoice):
-                    entries.append((choice, origin))
-        seen: set[str] = set()
-        chain = []
-        for choice, where in entries:
-            if choice.value not in seen:
-                seen.add(choice.value)
-                chain.append((choice, where))
-        if chain:
-            chains[kind] = tuple(chain)
-    return chains
 
 
 def _notify(call: Callable[..., None], *args: object) -> None:
