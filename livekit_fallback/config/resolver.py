@@ -246,7 +246,7 @@ class Resolver:
                 return copy, "hit"
             if plan.reads:
                 read = self._in_background(self._read_and_record(vertical, platform, plan, self.deadline))
-                wait = self.deadline if plan.overdue else self.pickup_budget  # overdue: no refresh ever landed
+                wait = 2 * self.deadline if plan.overdue else self.pickup_budget  # overdue: the read and its client
                 done, _ = await asyncio.wait({read}, timeout=wait)
                 if done and not read.exception() and not read.result().stalled:
                     return read.result(), "miss"

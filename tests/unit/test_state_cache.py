@@ -140,10 +140,10 @@ async def test_a_refresh_that_lands_leaves_nothing_overdue(
     assert not (await b.plan(V, P, holder=b.new_holder())).overdue
 
 
-async def test_a_degraded_copy_is_never_overdue(
+async def test_the_first_refresh_of_an_old_degraded_copy_does_not_wait(
     processes: tuple[ResolutionState, ResolutionState], clock: FakeClock
 ) -> None:
-    """During an outage the copy is served at once, however old: no pickup waits on a failing database."""
+    """During an outage the copy is served at once, however old, until a refresh was abandoned."""
     a, b = processes
     await _store(a, degraded=True)
     clock.advance(POLICY.ttl + POLICY.lease_for + 10)

@@ -136,7 +136,7 @@ def plan(
     one while the breaker cools down. Any other copy is served too, and at
     most one call (the holder of the refresh lease, or of the breaker's probe)
     reads the database again. With no copy, one call reads and the others
-    wait for its result. A healthy copy whose refresh started over
+    wait for its result. A copy whose refresh or probe started over
     ``lease_for`` ago and never landed (or stamped in the future) is
     *overdue*: the call that reads waits for its read.
     """
@@ -153,14 +153,15 @@ def plan(
         age = now - entry.read_at  # negative: written "in the future", so not trusted as fresh
         if (not entry.degraded and 0 <= age < policy.ttl) or (entry.degraded and cooling):
             return decided("hit")
-        overdue = not entry.degraded and (age < 0 or _abandoned(tx, vertical, platform, now, policy.lease_for))
     database, probe = _claim_database(tx, breaker, cooling, holder, now, policy.lease_for, alive)
+    lease = probe or (
+        database and _take_lease(tx, _refresh_lease(vertical, platform), holder, now, policy.lease_for, alive)
+    )
+    if entry is not None and lease:
+        overdue = now < entry.read_at or _abandoned(tx, vertical, platform, holder, now, policy.lease_for)
     if probe:
         return decided("stale" if entry is not None else "miss", False, True, True)
-    lease = database and _take_lease(tx, _refresh_lease(vertical, platform), holder, now, policy.lease_for, alive)
     if entry is not None:
-        if lease and not entry.degraded and not _attempted(tx, vertical, platform):
-            tx.put_lease(_attempt(vertical, platform), holder, now)
         return decided("stale", lease, lease)
     if database and not lease:
         return decided("wait")
@@ -389,15 +390,17 @@ def _incident(
     return AlarmDecision("repeat", since_line, total, record.started_at, max(0.0, interval))
 
 
-def _attempted(tx: Transaction, vertical: str, platform: str) -> bool:
-    record = tx.lease(_attempt(vertical, platform))
-    return record is not None and bool(record[0])
+def _abandoned(tx: Transaction, vertical: str, platform: str, holder: str, now: float, lease_for: float) -> bool:
+    """Whether an earlier refresh or probe of the copy started over ``lease_for`` ago and never landed.
 
-
-def _abandoned(tx: Transaction, vertical: str, platform: str, now: float, lease_for: float) -> bool:
-    """A refresh of the copy started more than ``lease_for`` ago (or "in the future") and never landed."""
+    The first one since the copy was stored is noted here; :func:`finish` with
+    a config to store clears the note.
+    """
     record = tx.lease(_attempt(vertical, platform))
-    return record is not None and bool(record[0]) and not 0 <= now - record[1] < lease_for
+    if record is None or not record[0]:
+        tx.put_lease(_attempt(vertical, platform), holder, now)
+        return False
+    return not 0 <= now - record[1] < lease_for
 
 
 def _take_lease(tx: Transaction, name: str, holder: str, now: float, seconds: float, alive: Alive) -> bool:
