@@ -51,7 +51,7 @@ def test_an_edit_shows_within_the_ttl_and_a_few_seconds_when_every_process_exits
             seen = time.monotonic() - edited
             break
         time.sleep(0.5)
-    assert seen is not None and seen < TTL + 3.0 + 2.0, seen
+    assert seen is not None and seen < TTL + 3.0 + 3.0, seen  # TTL, one lease, a few processes
 
 
 def test_an_outage_while_every_process_exits_at_once_is_bannered(
