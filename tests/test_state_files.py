@@ -6,6 +6,10 @@ root and creates the state file; the worker runs as another user.
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
+import multiprocessing
 import os
 import pwd
 import shutil
@@ -13,10 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from livekit_fallback import Resolver, SupabaseSource
 
 from .conftest import DB_MODELS, SeededDatabase
 from .support.proxy import FaultProxy
@@ -39,12 +48,70 @@ def cache_dir() -> Iterator[Path]:
 
 
 def _as_nobody(env: dict[str, str]) -> tuple[dict[str, object], str]:
-    command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-c", CALL]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, cwd="/")
-    assert done.returncode == 0, done.stderr[-3000:]
-    import json
+    """One call in a process of the user ``nobody``, with ``env``; its result and its log.
 
-    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+    The process is a fork of this one, so it runs with every module already
+    imported: ``nobody`` may not read the interpreter's site-packages (they can
+    live in root's home), and a call needs no import it has not done here.
+    """
+    _import_the_database_client()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_call_as_nobody, args=(env, sender))
+    process.start()
+    sender.close()
+    try:
+        if not receiver.poll(60):
+            raise AssertionError("the call as nobody did not answer within 60 s")
+        result, log = receiver.recv()
+    finally:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+    assert result is not None, log[-3000:]
+    return result, log
+
+
+def _import_the_database_client() -> None:
+    """Build a database client once in this process: every module a read imports is then loaded."""
+    source = SupabaseSource("http://127.0.0.1:9", "key-for-imports-only")
+    asyncio.run(source.prepare())
+
+
+def _call_as_nobody(env: dict[str, str], sender: Any) -> None:
+    """In the forked process: become ``nobody``, resolve once, send ``(result, log)``."""
+    stream = io.StringIO()
+    result: dict[str, object] | None = None
+    try:
+        nobody = pwd.getpwnam("nobody")
+        os.setgroups([])
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+        os.chdir("/")
+        os.environ.clear()
+        os.environ.update(env)
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        package = logging.getLogger("livekit_fallback")
+        package.handlers[:] = [handler]
+        package.setLevel(logging.INFO)
+        package.propagate = False
+
+        async def call() -> dict[str, object]:
+            async with Resolver.from_settings() as resolver:
+                started = time.perf_counter()
+                config = await resolver.resolve("reverse_mortgage")
+                seconds = time.perf_counter() - started
+            sources = sorted({p.source.value for p in config.provenance.values()})
+            return {"seconds": seconds, "llm": config.models.llm.value, "sources": sources}
+
+        result = asyncio.run(call())
+    except BaseException:
+        stream.write(traceback.format_exc())
+    finally:
+        sender.send((result, stream.getvalue()))
+        sender.close()
+        os._exit(0)
 
 
 @as_root

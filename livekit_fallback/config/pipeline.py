@@ -144,8 +144,6 @@ async def run_pipeline(
         ConfigUnavailableError: A component is in no source at all.
     """
     loop = asyncio.get_running_loop()
-    if database is not None and skip is None:
-        await _prepare(database)
     deadline = loop.time() + deadline_seconds
     pending = [str(key) for key in component_keys(node_names)]
     found: dict[str, tuple[Found, Source]] = {}
@@ -162,13 +160,15 @@ async def run_pipeline(
     else:
         where = locations if locations is not None else Locations(database)
         budget_end = deadline - LOCAL_RESERVE * deadline_seconds
+        await _prepare(database, budget_end)  # a cold process's imports and TLS: time the database is not given
+        given = max(0.0, budget_end - loop.time())
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
         # The source returns by budget_end itself; the outer timeout is only a backstop.
         slack = max(0.05, 0.1 * deadline_seconds)
         outcomes = await _fetch(database, request, where, timeout=max(0.0, budget_end - loop.time()) + slack)
         where.learn(platform, outcomes)
         database_ok = _absorb(outcomes, pending, database.source, found, failures)
-        verdict = _verdict(database_ok, outcomes)
+        verdict = replace(_verdict(database_ok, outcomes), given=given)
         pending = [key for key in pending if key not in found]
     for source in local_sources:
         if not pending:
@@ -207,15 +207,23 @@ async def _fetch(
     return task.result()
 
 
-async def _prepare(database: ConfigSource) -> None:
-    """Let the database source set itself up before the deadline: a cold process's imports are not database time."""
+async def _prepare(database: ConfigSource, until: float) -> None:
+    """Let the database source set itself up (build its client) before the requests, at most until ``until``.
+
+    The time it takes is the process's, not the database's: the verdict says
+    how long the requests themselves were given.
+    """
     prepare = getattr(database, "prepare", None)
     if prepare is None:
         return
+    task = asyncio.ensure_future(prepare())
     try:
-        await prepare()
-    except Exception:  # the read itself reports why the source cannot be used
-        return
+        await wait_until([task], max(0.0, until - asyncio.get_running_loop().time()))
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if task.done() and not task.cancelled():
+        task.exception()  # seen: the read itself reports why the source cannot be used
 
 
 def _failed(

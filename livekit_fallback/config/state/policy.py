@@ -95,11 +95,14 @@ class Verdict:
         ok: True if the database answered, False if it failed at the connection or server level.
         error: The error, secrets removed.
         timed_out: The read ran out of time (opens the breaker at once).
+        given: Seconds the requests themselves were given (the read's time
+            less what the process spent setting up its client), when known.
     """
 
     ok: bool
     error: str | None = None
     timed_out: bool = False
+    given: float | None = None
 
 
 def _refresh_lease(vertical: str, platform: str) -> str:
@@ -176,11 +179,13 @@ def excused(verdict: Verdict | None, *, allowed: float, policy: Policy) -> str |
     """Why a read that failed says nothing about the database, or ``None`` when it does.
 
     A read that ran out of a time shorter than the deployment's deadline (a
-    caller's ``--deadline 0.05``, or time spent on a slow store before the read
-    began) was not given the time the database is owed: its timeout is not an
-    outage. Stalls of this process's own event loop are told apart by the
+    caller's ``--deadline 0.05``, time spent on a slow store before the read
+    began, or a cold process building its client) was not given the time the
+    database is owed: its timeout is not an outage. Stalls of this process's own event loop are told apart by the
     pipeline (:class:`~livekit_fallback.config.pipeline.Resolution.stalled`).
     """
+    if verdict is not None and verdict.given is not None:
+        allowed = min(allowed, verdict.given)
     if verdict is None or not verdict.timed_out or allowed >= BLAME_SHARE * policy.blame_after:
         return None
     return (
