@@ -144,6 +144,9 @@ async def run_pipeline(
         ConfigUnavailableError: A component is in no source at all.
     """
     loop = asyncio.get_running_loop()
+    if database is not None and skip is None:
+        # A cold process's imports and TLS are its own work, not the database's: done before the deadline starts.
+        await _prepare(database, loop.time() + deadline_seconds)
     deadline = loop.time() + deadline_seconds
     pending = [str(key) for key in component_keys(node_names)]
     found: dict[str, tuple[Found, Source]] = {}
@@ -160,7 +163,6 @@ async def run_pipeline(
     else:
         where = locations if locations is not None else Locations(database)
         budget_end = deadline - LOCAL_RESERVE * deadline_seconds
-        await _prepare(database, budget_end)  # a cold process's imports and TLS: time the database is not given
         given = max(0.0, budget_end - loop.time())
         request = FetchRequest(vertical, platform, tuple(pending), tuple(node_names), budget_end)
         # The source returns by budget_end itself; the outer timeout is only a backstop.
@@ -208,10 +210,10 @@ async def _fetch(
 
 
 async def _prepare(database: ConfigSource, until: float) -> None:
-    """Let the database source set itself up (build its client) before the requests, at most until ``until``.
+    """Let the database source set itself up (build its client), waiting at most until ``until``.
 
-    The time it takes is the process's, not the database's: the verdict says
-    how long the requests themselves were given.
+    Called before a read's deadline starts: the time it takes is the
+    process's, not the database's (the prewarm step does it before a call).
     """
     prepare = getattr(database, "prepare", None)
     if prepare is None:
@@ -253,11 +255,13 @@ def _absorb(
 
 
 def _verdict(ok: bool, outcomes: dict[str, Outcome]) -> Verdict:
-    if ok:
-        return Verdict(True)
+    """What the read says about the database; ``timed_out`` also when only some requests ran out of time."""
     errors = [o for o in outcomes.values() if isinstance(o, Failure)]
+    timed_out = any(f.reason is Reason.TIMEOUT for f in errors)
+    if ok:
+        return Verdict(True, timed_out=timed_out)
     detail = errors[0].detail if errors else "unknown error"
-    return Verdict(False, detail, timed_out=any(f.reason is Reason.TIMEOUT for f in errors))
+    return Verdict(False, detail, timed_out=timed_out)
 
 
 def _assemble(

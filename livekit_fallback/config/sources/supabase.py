@@ -106,10 +106,9 @@ class SupabaseSource:
     async def prepare(self) -> None:
         """Build the client now (imports, TLS context): work of this process, not of the database.
 
-        The pipeline calls it before the requests and tells the time it took
-        apart from the time the database was given, and the prewarm step calls
-        it before a call arrives, so a cold process is never taken for a slow
-        database.
+        The pipeline calls it before a read's deadline starts, and the prewarm
+        step before a call arrives, so a cold process never spends a read's
+        time importing and is never taken for a slow database.
 
         Raises:
             Exception: The client cannot be built (the read reports it).

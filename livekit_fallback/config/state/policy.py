@@ -94,7 +94,8 @@ class Verdict:
     Attributes:
         ok: True if the database answered, False if it failed at the connection or server level.
         error: The error, secrets removed.
-        timed_out: The read ran out of time (opens the breaker at once).
+        timed_out: The read (or some of its requests) ran out of time; a failed
+            read that timed out opens the breaker at once.
         given: Seconds the requests themselves were given (the read's time
             less what the process spent setting up its client), when known.
     """
