@@ -37,6 +37,8 @@ from livekit_fallback import Resolver
 
 async def main():
     async with Resolver.from_settings() as resolver:
+        if resolver.database is not None:
+            await resolver.database.prepare()  # the job's prewarm: imports and TLS before the call arrives
         started = time.perf_counter()
         config = await resolver.resolve("reverse_mortgage")
         seconds = time.perf_counter() - started
