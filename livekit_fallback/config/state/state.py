@@ -170,11 +170,21 @@ class ResolutionState:
         return {**stored, **await _PROCESS_MEMORY.run(self.deployment, operation)}
 
     async def plan(self, vertical: str, platform: str, *, holder: str, fresh: bool = False) -> Plan:
-        """How one resolution proceeds (see :func:`.policy.plan`)."""
-        now = self.clock()
+        """How one resolution proceeds (see :func:`.policy.plan`).
+
+        The time is read inside the transaction: a copy another process stored
+        while this one waited for the lock is never "from the future".
+        """
         return await self._run(
             lambda tx: policy.plan(
-                tx, vertical, platform, now=now, policy=self.policy, holder=holder, fresh=fresh, alive=holder_alive
+                tx,
+                vertical,
+                platform,
+                now=self.clock(),
+                policy=self.policy,
+                holder=holder,
+                fresh=fresh,
+                alive=holder_alive,
             )
         )
 
