@@ -96,8 +96,8 @@ class Verdict:
         error: The error, secrets removed.
         timed_out: The read (or some of its requests) ran out of time; a failed
             read that timed out opens the breaker at once.
-        given: Seconds the requests themselves were given (the read's time
-            less what the process spent setting up its client), when known.
+        given: Seconds the requests themselves were given (the read's budget
+            once its client was built), when known.
     """
 
     ok: bool
@@ -181,9 +181,9 @@ def excused(verdict: Verdict | None, *, allowed: float, policy: Policy) -> str |
 
     A read that ran out of a time shorter than the deployment's deadline (a
     caller's ``--deadline 0.05``, time spent on a slow store before the read
-    began, or a cold process building its client) was not given the time the
-    database is owed: its timeout is not an outage. Stalls of this process's own event loop are told apart by the
-    pipeline (:class:`~livekit_fallback.config.pipeline.Resolution.stalled`).
+    began) was not given the time the database is owed: its timeout is not an
+    outage. A deadline this process's own loop reached late is not judged here:
+    the read gets a grace instead (:mod:`~livekit_fallback.config.deadline`).
     """
     if verdict is not None and verdict.given is not None:
         allowed = min(allowed, verdict.given)
